@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One-shot set-up for a fresh Debian/Ubuntu machine: system packages, a
+# virtualenv with the harness and its test tools, and the default kernels.
+# Idempotent; safe to run before every job.
+#
+#   ci/setup.sh            system packages + .venv + default kernels
+#   KERNELS="6.1 6.12" ci/setup.sh   prefetch other kernels
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# qemu-system-x86: the VMs; udev: virtme-ng's guest uses the host's udevd to
+# create its virtio ports (without it output and exit codes are lost); kmod:
+# depmod for extracted kernels; file: vng reads the kernel version with it;
+# libbpf1: the binding; busybox-static: vng's initramfs fallback.
+PKGS=(qemu-system-x86 udev kmod file libbpf1 busybox-static python3-venv
+      python3-dev iproute2 procps)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+
+if [ -n "${KERNELS-6.1 6.12}" ]; then
+    # shellcheck disable=SC2086
+    .venv/bin/python -m harness kernels fetch ${KERNELS-6.1 6.12}
+fi

@@ -1,0 +1,1 @@
+"""The kernel catalog and the sources kernels are obtained from (installed as harness.kernels)."""
