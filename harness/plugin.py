@@ -1,1 +1,160 @@
-"""pytest plugin (placeholder)."""
+"""The pytest plugin: ``--kernel`` options, the kernel parameter, and routing tests into VMs.
+
+Without ``--kernel`` tests run on the running kernel. With ``--kernel 6.1
+--kernel 6.12`` every test is parametrized by kernel (``test_x[6.12.117]``) and
+runs inside a throwaway VM booted with that kernel; reports come back and are
+replayed on the host as if the test had run here. Inside the VM the same
+plugin runs with the hidden ``--harness-guest-kernel``, so the guest
+collects the same test ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness import accel, preflight
+from harness.runner import KERNEL_PARAM, Runner, kernel_of, note
+from harness.vm import VMConfig
+
+KERNELS = pytest.StashKey[dict]()
+RUNNER = pytest.StashKey[Runner]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("bpf-harness", "kernels in throwaway VMs")
+    group.addoption("--kernel", action="append", dest="bpf_kernels", default=[], metavar="SPEC",
+                    help="run every test in a VM booted with this kernel: a catalog version "
+                         "('6.12' = newest 6.12.y, '6.12.111' exact, '6.8' Ubuntu mainline) or a "
+                         "path to a bzImage or a built kernel tree; repeat for several kernels")
+    group.addoption("--accel", choices=accel.CHOICES, default="auto",
+                    help="kvm, tcg, or auto: KVM only where it really works (default auto)")
+    group.addoption("--vm-memory", default="1G", help="guest memory (default 1G)")
+    group.addoption("--vm-cpus", type=int, default=2, help="guest vCPUs (default 2)")
+    group.addoption("--vm-boot-timeout", type=float, default=None, metavar="SECONDS",
+                    help="give up on a boot after this long (default 60 with KVM, 300 with TCG)")
+    group.addoption("--vm-test-timeout", type=float, default=300.0, metavar="SECONDS",
+                    help="a test that runs longer is ended as 'VM lost' (default 300)")
+    group.addoption("--results-dir", type=Path, default=Path("results"),
+                    help="console logs and result files go here (default ./results)")
+    group.addoption("--harness-guest-kernel", default=None, help=argparse.SUPPRESS)
+
+
+def _vm_mode(config) -> bool:
+    return bool(config.option.bpf_kernels) and config.option.harness_guest_kernel is None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Resolve (and fetch) kernels before any worker starts: errors are usage errors."""
+    if not _vm_mode(config):
+        return None
+    from harness import kernels  # noqa: PLC0415 - needs requests etc. only in VM mode
+
+    absent = preflight.missing()
+    if absent:
+        raise pytest.UsageError(preflight.message(absent))
+    resolved = {}
+    try:
+        for spec in config.option.bpf_kernels:
+            kernel = kernels.resolve(spec)
+            resolved[kernel.name] = kernel
+    except kernels.KernelError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[KERNELS] = resolved
+    # pytest-xdist: keep one kernel's tests on one worker (one boot per kernel)
+    if getattr(config.option, "numprocesses", None) and config.option.dist == "no":
+        config.option.dist = "loadgroup"
+    return None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "host: run this test on the host even with --kernel")
+    if not _vm_mode(config):
+        return
+    try:
+        chosen = accel.choose(config.option.accel)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if chosen.name == "tcg" and config.option.accel == "auto" and not hasattr(config, "workerinput"):
+        note(config, f"KVM unusable ({chosen.reason}); VMs run under TCG, "
+                     "about 10-20 s a boot (force with --accel)")
+    boot_timeout = config.option.vm_boot_timeout or (60.0 if chosen.name == "kvm" else 300.0)
+    results = config.option.results_dir.resolve()
+    vmcfg = VMConfig(accel=chosen.name, memory=config.option.vm_memory, cpus=config.option.vm_cpus,
+                     boot_timeout=boot_timeout, test_timeout=config.option.vm_test_timeout,
+                     log_dir=results / "vm-logs")
+    config.stash[RUNNER] = Runner(config, config.stash[KERNELS], vmcfg)
+    # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so VMs are reaped
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_generate_tests(metafunc):
+    config = metafunc.config
+    if KERNEL_PARAM not in metafunc.fixturenames or metafunc.definition.get_closest_marker("host"):
+        return
+    if config.option.harness_guest_kernel:
+        names = [config.option.harness_guest_kernel]
+    elif _vm_mode(config):
+        names = list(config.stash[KERNELS])
+    else:
+        return
+    # session scope: pytest orders tests kernel by kernel, so each boots once
+    metafunc.parametrize(KERNEL_PARAM, names, ids=names, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bpf_kernel(request) -> str:
+    """The kernel this test runs on: its catalog name in a VM, else the host's release."""
+    return getattr(request, "param", None) or os.uname().release
+
+
+def pytest_collection_modifyitems(config, items):
+    if not _vm_mode(config):
+        return
+    for item in items:
+        name = kernel_of(item)
+        if name is not None:
+            item.add_marker(pytest.mark.xdist_group(name))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    config = item.config
+    if not _vm_mode(config) or kernel_of(item) is None:
+        return None
+    config.stash[RUNNER].run(item, nextitem)
+    return True
+
+
+def pytest_report_teststatus(report, config):
+    if getattr(report, "vm_lost", None) and report.when == "call":
+        return "vm lost", "L", ("VM LOST", {"red": True})
+    return None
+
+
+def pytest_sessionfinish(session):
+    runner = session.config.stash.get(RUNNER, None)
+    if runner is not None:
+        runner.close()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    runner = config.stash.get(RUNNER, None)
+    if runner is None or not runner.booted:
+        return
+    terminalreporter.section("kernels")
+    for vm in runner.booted:
+        terminalreporter.write_line(
+            f"{vm['kernel']:<12} {vm['release']:<28} {vm['accel'].upper()}  boot {vm['boot_seconds']:6.1f} s"
+            f"  {vm['console_log']}")

@@ -1,0 +1,168 @@
+"""The guest agent: inside the VM, it prepares the system and runs tests on request.
+
+vng starts it as ``python -B -m harness.guest`` with the host's root mounted
+read-only. It takes the protocol off the standard descriptors (so a test that
+prints cannot corrupt it), mounts bpffs and cgroup v2, then runs one pytest
+session whose run loop waits for ``Run`` messages instead of iterating over
+the collected items. After each test it reads the new kernel log records and
+turns a splat into a failure of that test.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import traceback
+
+import pytest
+
+from harness import protocol, splat
+
+
+class Channel:
+    def __init__(self):
+        self._in = os.fdopen(os.dup(0), "rb")
+        self._out = os.fdopen(os.dup(1), "wb")
+        # Tests get /dev/null as stdin and the console (stderr) as stdout.
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(2, 1)
+
+    def send(self, msg) -> None:
+        self._out.write(protocol.encode(msg))
+        self._out.flush()
+
+    def receive(self):
+        """The next message, or None when the host closed the channel."""
+        line = self._in.readline()
+        return protocol.decode(line) if line else None
+
+
+class KernelLog:
+    """New records of /dev/kmsg since the last call of ``new_lines``."""
+
+    def __init__(self):
+        try:
+            self._fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+            os.lseek(self._fd, 0, os.SEEK_END)
+        except OSError:
+            self._fd = None
+
+    def new_lines(self) -> list[str]:
+        lines: list[str] = []
+        while self._fd is not None:
+            try:
+                record = os.read(self._fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == errno.EPIPE:  # overwritten before we read it
+                    continue
+                raise
+            # "prio,seq,usec,flags;text\n continuation lines"
+            head, _, text = record.partition(";")
+            lines.extend(text.rstrip("\n").split("\n"))
+        return lines
+
+
+def mounted_types() -> dict[str, str]:
+    with open("/proc/self/mounts") as f:
+        return {parts[1]: parts[2] for parts in (line.split() for line in f)}
+
+
+def prepare() -> None:
+    """bpffs at /sys/fs/bpf and cgroup v2 at /sys/fs/cgroup, as on a modern host."""
+    mounts = mounted_types()
+    wanted = [("bpf", "/sys/fs/bpf"), ("cgroup2", "/sys/fs/cgroup")]
+    for fstype, path in wanted:
+        if mounts.get(path) != fstype:
+            os.makedirs(path, exist_ok=True)
+            subprocess.run(["mount", "-t", fstype, fstype, path], check=True)
+
+
+class Agent:
+    """A pytest plugin for the guest session."""
+
+    def __init__(self, channel: Channel, kernel: str):
+        self.channel = channel
+        self.kernel = kernel
+        self.kmsg = KernelLog()
+        self.reports: list = []
+        self.collect_errors: list[str] = []
+        self.ready_sent = False
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collect_errors.append(f"{report.nodeid}: {report.longreprtext}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session):
+        uname = os.uname()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        self.channel.send(protocol.Ready(
+            release=uname.release, version=uname.version, uptime=uptime,
+            nodeids=[item.nodeid for item in session.items],
+            collect_errors=self.collect_errors,
+        ))
+        self.ready_sent = True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session):
+        items = {item.nodeid: item for item in session.items}
+        while True:
+            msg = self.channel.receive()
+            if msg is None or isinstance(msg, protocol.Quit):
+                return True
+            item = items[msg.nodeid]
+            self.reports = []
+            self.kmsg.new_lines()
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=items.get(msg.next))
+            found = splat.find(self.kmsg.new_lines())
+            if found:
+                self._fail_with_splat(found)
+            hook = session.config.hook
+            self.channel.send(protocol.Done(
+                nodeid=msg.nodeid, splat=found,
+                reports=[hook.pytest_report_to_serializable(config=session.config, report=r)
+                         for r in self.reports],
+            ))
+
+    def pytest_runtest_logreport(self, report):
+        self.reports.append(report)
+
+    def _fail_with_splat(self, text: str) -> None:
+        """A splat fails the test's call phase (or setup, if it never got there)."""
+        target = next((r for r in self.reports if r.when == "call"), self.reports[0])
+        for report in self.reports:
+            report.sections.append(("kernel splat", text))
+            report.kernel_splat = text
+        if target.passed:
+            target.outcome = "failed"
+            target.longrepr = f"kernel splat during the test on {self.kernel}:\n{text}"
+
+
+def main() -> int:
+    channel = Channel()
+    try:
+        prepare()
+        start = channel.receive()
+        if not isinstance(start, protocol.Start):
+            channel.send(protocol.Fatal(f"expected Start, got {start!r}"))
+            return 2
+        agent = Agent(channel, start.kernel)
+        args = [*start.args, "--harness-guest-kernel", start.kernel, "-p", "no:cacheprovider"]
+        code = pytest.main(args, plugins=[agent])
+        if not agent.ready_sent:
+            channel.send(protocol.Fatal(
+                f"pytest exited with status {int(code)} before collecting in the guest; "
+                "its output is in the console log"))
+        return 0
+    except BaseException:  # noqa: BLE001 - report anything to the host, then die
+        channel.send(protocol.Fatal(traceback.format_exc()))
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

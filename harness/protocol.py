@@ -1,0 +1,96 @@
+"""Messages between the host plugin and the guest agent, and their one serialisation.
+
+Each message is a dataclass; on the wire it is one JSON object per line,
+``{"type": "Run", "v": 1, "nodeid": "...", "next": null}``, so a stray
+character from a test can never be mistaken for a message (the agent moves the
+protocol off the standard descriptors before any test runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+VERSION = 1
+
+
+class ProtocolError(Exception):
+    """The other side sent something that is not a message of this version."""
+
+
+# host -> guest
+
+
+@dataclass
+class Start:
+    """Collect these pytest arguments for this kernel, then wait for Run."""
+
+    args: list[str]
+    kernel: str
+
+
+@dataclass
+class Run:
+    """Run one test; ``next`` lets the guest keep fixtures shared with it."""
+
+    nodeid: str
+    next: str | None = None
+
+
+@dataclass
+class Quit:
+    """Finish the session and power the VM off."""
+
+
+# guest -> host
+
+
+@dataclass
+class Ready:
+    """Collection finished: what the guest runs and on which kernel."""
+
+    release: str
+    version: str
+    uptime: float
+    nodeids: list[str]
+    collect_errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Done:
+    """One test finished: its serialised pytest reports, in order."""
+
+    nodeid: str
+    reports: list[dict]
+    splat: str | None = None
+
+
+@dataclass
+class Fatal:
+    """The agent cannot go on (pytest usage error, crash in the agent)."""
+
+    message: str
+
+
+MESSAGES = {cls.__name__: cls for cls in (Start, Run, Quit, Ready, Done, Fatal)}
+
+
+def encode(msg) -> bytes:
+    record = {"type": type(msg).__name__, "v": VERSION, **dataclasses.asdict(msg)}
+    return (json.dumps(record) + "\n").encode()
+
+
+def decode(line: bytes | str):
+    try:
+        record = json.loads(line)
+        cls = MESSAGES[record.pop("type")]
+        version = record.pop("v")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ProtocolError(f"not a harness message: {line[:200]!r}") from exc
+    if version != VERSION:
+        raise ProtocolError(
+            f"message version {version}, expected {VERSION}: host and guest run "
+            "different harness versions"
+        )
+    return cls(**record)

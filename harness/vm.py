@@ -1,0 +1,256 @@
+"""One throwaway VM: ``vng`` as a subprocess, the protocol over its stdio, watchdogs, reaping.
+
+The guest agent (``harness.guest``) speaks the protocol on the VM's standard
+input and output, which virtme-ng carries over virtio-serial ports; the kernel
+console comes back on standard error (``vng -v``) and is kept in a log file.
+Every VM runs in its own process group, so one ``killpg`` takes vng, its
+shell and QEMU down together; and the agent powers the guest off when its
+standard input closes, so a host that dies hard still ends its VMs.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import queue
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import protocol, splat
+
+CONSOLE_TAIL = 300  # lines of console kept in memory for reports
+_serial = itertools.count(1)
+
+
+class VMError(Exception):
+    """Something about a VM went wrong (as opposed to a test failing in it)."""
+
+
+class VMBootError(VMError):
+    """The VM never reached the point where it could run tests."""
+
+
+class VMLost(VMError):
+    """The VM died or stopped answering while it was running a test."""
+
+    def __init__(self, reason: str, console: str, log: Path | None):
+        self.reason = reason
+        self.console = console
+        self.log = log
+        where = f"\nfull console: {log}" if log else ""
+        super().__init__(f"VM lost: {reason}{where}\n--- console (last lines) ---\n{console}")
+
+
+@dataclass(frozen=True)
+class VMConfig:
+    accel: str = "tcg"
+    memory: str = "1G"
+    cpus: int = 2
+    boot_timeout: float = 300.0
+    test_timeout: float = 300.0
+    log_dir: Path = Path("results") / "vm-logs"
+    append: tuple[str, ...] = ()
+    rwdirs: tuple[Path, ...] = field(default=())
+
+
+def find_vng() -> str:
+    """vng lives next to the interpreter in a virtualenv, or on PATH."""
+    local = Path(sys.executable).parent / "vng"
+    found = str(local) if local.exists() else shutil.which("vng")
+    if not found:
+        raise VMError("vng (virtme-ng) is not installed: pip install virtme-ng")
+    return found
+
+
+def vng_command(image: Path, cfg: VMConfig, cwd: Path) -> list[str]:
+    guest = shlex.join([sys.executable, "-B", "-m", "harness.guest"])
+    cmd = [find_vng(), "--verbose", "-r", str(image), "-m", cfg.memory, "-p", str(cfg.cpus),
+           "--cwd", str(cwd)]
+    if cfg.accel == "tcg":
+        cmd.append("--disable-kvm")
+    for d in cfg.rwdirs:
+        cmd += ["--rwdir", f"{d}={d}"]
+    for arg in cfg.append:
+        cmd += ["--append", arg]
+    return cmd + ["--", guest]
+
+
+class VM:
+    """A booted kernel that runs tests on request. Use ``start``, ``run``, ``close``."""
+
+    def __init__(self, kernel, cfg: VMConfig, cwd: Path):
+        self.kernel = kernel
+        self.cfg = cfg
+        self.cwd = cwd
+        self.proc: subprocess.Popen | None = None
+        self.ready: protocol.Ready | None = None
+        self.boot_seconds: float | None = None
+        self._messages: queue.Queue = queue.Queue()
+        self._tail: collections.deque[str] = collections.deque(maxlen=CONSOLE_TAIL)
+        self._threads: list[threading.Thread] = []
+        self._home = tempfile.TemporaryDirectory(prefix="bpf-harness-vng-")
+        cfg.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = cfg.log_dir / f"{kernel.name}-{os.getpid()}-{next(_serial)}.console.log"
+
+    # -- life cycle ---------------------------------------------------------
+
+    def start(self, args: list[str]) -> protocol.Ready:
+        """Boot, hand the guest its pytest arguments and wait until it has collected."""
+        cmd = vng_command(self.kernel.image, self.cfg, self.cwd)
+        env = dict(os.environ)
+        # vng reads default options from ~/.config/virtme-ng; a private HOME keeps
+        # a user's settings out of test runs. vng calls virtme-run through a shell.
+        env["HOME"] = self._home.name
+        env["PATH"] = f"{Path(cmd[0]).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["HARNESS_VM_LOG"] = str(self.log_path)  # lets tests find our processes
+        self._log = log = open(self.log_path, "w", buffering=1, errors="replace")
+        log.write(f"# {shlex.join(cmd)}\n")
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=self.cwd, env=env, start_new_session=True,
+        )
+        self._spawn(self._read_messages, self.proc.stdout, log)
+        self._spawn(self._read_console, self.proc.stderr, log)
+        self.send(protocol.Start(args=args, kernel=self.kernel.name))
+        try:
+            msg = self._receive(self.cfg.boot_timeout)
+        except VMLost as lost:
+            self.kill()
+            hint = ""
+            if self.cfg.accel == "kvm" and lost.reason.startswith("no answer"):
+                hint = "\nIf KVM does not really work on this host, rerun with --accel tcg."
+            raise VMBootError(
+                f"kernel {self.kernel.name} did not come up: {lost.reason}{hint}\n"
+                f"full console: {self.log_path}\n--- console (last lines) ---\n{lost.console}"
+            ) from None
+        if isinstance(msg, protocol.Fatal):
+            self.kill()
+            raise VMBootError(f"the guest agent on {self.kernel.name} failed:\n{msg.message}")
+        if not isinstance(msg, protocol.Ready):
+            self.kill()
+            raise VMBootError(f"expected Ready from the guest, got {msg!r}")
+        self.boot_seconds = time.monotonic() - started
+        self.ready = msg
+        return msg
+
+    def run(self, nodeid: str, next_nodeid: str | None = None) -> protocol.Done:
+        """Run one test; raises VMLost (and kills the VM) if it dies or hangs."""
+        self.send(protocol.Run(nodeid=nodeid, next=next_nodeid))
+        try:
+            msg = self._receive(self.cfg.test_timeout)
+        except VMLost:
+            self.kill()
+            raise
+        if isinstance(msg, protocol.Fatal):
+            self.kill()
+            raise VMLost(f"guest agent failed: {msg.message}", self.console_tail(), self.log_path)
+        if not isinstance(msg, protocol.Done) or msg.nodeid != nodeid:
+            self.kill()
+            raise VMLost(f"protocol out of step: got {msg!r}", self.console_tail(), self.log_path)
+        return msg
+
+    def close(self, grace: float = 20.0) -> None:
+        """Ask the guest to power off; kill the process group if it does not."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.send(protocol.Quit())
+                self.proc.stdin.close()
+                self.proc.wait(grace)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def kill(self) -> None:
+        """Take down vng, its shell and QEMU; idempotent."""
+        proc = self.proc
+        if proc is None:
+            return
+        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                continue
+            # vng is gone; QEMU, in the same group, may still be exiting
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+        for t in self._threads:
+            t.join(5)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self._log.close()
+        self._home.cleanup()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def console_tail(self, lines: int = 60) -> str:
+        return "\n".join(list(self._tail)[-lines:])
+
+    # -- plumbing -----------------------------------------------------------
+
+    def send(self, msg) -> None:
+        try:
+            self.proc.stdin.write(protocol.encode(msg))
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the reader notices the VM went away and reports it
+
+    def _receive(self, timeout: float):
+        try:
+            msg = self._messages.get(timeout=timeout)
+        except queue.Empty:
+            raise VMLost(
+                f"no answer within {timeout:.0f} s (the guest hangs; the timeout is "
+                "--vm-test-timeout / --vm-boot-timeout)",
+                self.console_tail(), self.log_path,
+            ) from None
+        if msg is None:
+            for t in self._threads:
+                t.join(5)  # the whole console, up to the panic, is in the tail
+            self.proc.wait()
+            tail = list(self._tail)
+            reason = f"{splat.classify(tail)} (vng exit status {self.proc.returncode})"
+            raise VMLost(reason, splat.find(tail) or self.console_tail(), self.log_path)
+        return msg
+
+    def _spawn(self, target, *args) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _read_messages(self, stream, log) -> None:
+        for line in stream:
+            try:
+                self._messages.put(protocol.decode(line))
+            except protocol.ProtocolError:
+                # vng itself may print to stdout before the guest runs
+                log.write(f"[stdout] {line.decode(errors='replace')}")
+        self._messages.put(None)
+
+    def _read_console(self, stream, log) -> None:
+        for raw in stream:
+            line = raw.decode(errors="replace")
+            log.write(line)
+            self._tail.append(line.rstrip("\n"))
