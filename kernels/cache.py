@@ -1,0 +1,263 @@
+"""The on-disk kernel cache: one directory per catalog name, installed atomically, locked per entry, verified before use.
+
+Layout (root = $HARNESS_CACHE_DIR or the user cache dir + /kernels):
+
+    <root>/<name>/boot/vmlinuz-<release>     what `vng -r` boots
+    <root>/<name>/lib/modules/<release>/     found by vng next to the image
+    <root>/<name>/meta.json                  written last: its presence marks
+                                             a complete entry
+    <root>/.locks/<name>.lock                one fetch per entry at a time
+    <root>/.tmp-<name>-*/                    work in progress; a leftover
+                                             one is from an interrupted fetch
+
+Reading a complete entry writes nothing, so a read-only shared cache works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import filelock
+import platformdirs
+
+from .catalog import CatalogEntry
+from .errors import KernelError
+from .kernel import Kernel, sha256_file
+from .source import KernelSource
+
+SCHEMA = 1
+CACHE_ENV = "HARNESS_CACHE_DIR"
+APP = "bpf-vm-harness"
+# A fetch holding the lock longer than this is taken to be stuck.
+LOCK_TIMEOUT = 30 * 60
+
+
+def default_root() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir(APP)) / "kernels"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A complete cache entry and its meta.json."""
+
+    dir: Path
+    meta: dict
+
+    @property
+    def image(self) -> Path:
+        return self.dir / self.meta["image"]
+
+    def kernel(self) -> Kernel:
+        m = self.meta
+        return Kernel(name=m["name"], release=m["release"], image=self.image, source=m["source"],
+                      sha256=m["image_sha256"], package=m.get("package"), origin=m.get("origin", ""))
+
+
+def _tool(name: str, package: str) -> str:
+    # depmod lives in sbin, which is often not on a normal user's PATH.
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    found = shutil.which(name, path=path)
+    if not found:
+        raise KernelError(f"{name} is not installed; it is needed to unpack kernel packages: "
+                          f"apt-get install {package}")
+    return found
+
+
+class Cache:
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root is not None else default_root()
+
+    # --- reading -----------------------------------------------------------
+
+    def _unusable(self, what: str, err: OSError | str) -> KernelError:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        return KernelError(
+            f"kernel cache directory {self.root} is not {what} ({reason}); fix its permissions or "
+            f"set {CACHE_ENV} to a directory you can {'write' if what == 'writable' else 'read'}"
+        )
+
+    def _check_readable(self) -> None:
+        if not self.root.exists():
+            return
+        try:
+            os.listdir(self.root)
+        except OSError as e:
+            raise self._unusable("readable", e) from None
+
+    def lookup(self, name: str) -> Entry | None:
+        """The complete entry for name, or None. Never writes."""
+        self._check_readable()
+        d = self.root / name
+        try:
+            with open(d / "meta.json", encoding="utf-8") as f:
+                meta = json.load(f)
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+        except PermissionError as e:
+            raise self._unusable("readable", e) from None
+        except (OSError, ValueError):
+            return None  # torn or foreign: treated as absent, replaced on the next fetch
+        if not isinstance(meta, dict) or meta.get("schema") != SCHEMA or "image" not in meta:
+            return None
+        return Entry(d, meta)
+
+    def verified(self, name: str) -> Entry | None:
+        """lookup(), plus a check that the image is the one meta.json recorded."""
+        e = self.lookup(name)
+        if e is None:
+            return None
+        try:
+            digest = sha256_file(e.image)
+        except OSError as err:
+            digest = f"unreadable ({err.strerror})"
+        if digest != e.meta.get("image_sha256"):
+            raise KernelError(
+                f"cached kernel {name} is damaged: {e.image} has sha256 {digest}, meta.json "
+                f"recorded {e.meta.get('image_sha256')}; fetch it again with: "
+                f"python -m harness kernels fetch --force {name}"
+            )
+        return e
+
+    def names(self) -> set[str]:
+        if not self.root.is_dir():
+            return set()
+        self._check_readable()
+        return {p.name for p in self.root.iterdir()
+                if not p.name.startswith(".") and self.lookup(p.name) is not None}
+
+    # --- writing -----------------------------------------------------------
+
+    def _prepare_root(self) -> None:
+        """Make sure we may write, before anything is created."""
+        probe = self.root
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise self._unusable("writable", f"{probe} is not a directory")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise self._unusable("writable", "permission denied")
+        self._check_readable()
+        try:
+            (self.root / ".locks").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise self._unusable("writable", e) from None
+
+    def install(self, entry: CatalogEntry, source: KernelSource, *, force: bool = False,
+                progress: bool = True) -> Entry:
+        """Fetch and unpack entry unless a complete copy exists; safe across processes."""
+        self._prepare_root()
+        lock = filelock.FileLock(str(self.root / ".locks" / f"{entry.name}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            if progress:
+                print(f"waiting for another process that is fetching kernel {entry.name}",
+                      file=sys.stderr, flush=True)
+            try:
+                lock.acquire(timeout=LOCK_TIMEOUT)
+            except filelock.Timeout:
+                raise KernelError(
+                    f"gave up waiting {LOCK_TIMEOUT // 60} min for the lock {lock.lock_file}: "
+                    "another fetch of this kernel seems stuck; stop it, or delete the lock file "
+                    "if no such process exists"
+                ) from None
+        try:
+            if not force:
+                done = self.lookup(entry.name)
+                if done is not None:
+                    return done
+            self._clean(entry.name)
+            return self._install_locked(entry, source, progress)
+        finally:
+            lock.release()
+
+    def _clean(self, name: str) -> None:
+        # We hold the entry's lock, so every .tmp-<name>-* is an orphan.
+        for p in self.root.glob(f".tmp-{name}-*"):
+            shutil.rmtree(p, ignore_errors=True)
+        d = self.root / name
+        if d.exists() and self.lookup(name) is None:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def _install_locked(self, entry: CatalogEntry, source: KernelSource, progress: bool) -> Entry:
+        work = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=self.root))
+        try:
+            got = source.download(entry, work / "debs", progress=progress)
+            tree = work / "tree"
+            tree.mkdir()
+            dpkg_deb = _tool("dpkg-deb", "dpkg")
+            for deb in got.debs:
+                r = subprocess.run([dpkg_deb, "-x", str(deb), str(tree)], capture_output=True, text=True)
+                if r.returncode != 0:
+                    raise KernelError(f"dpkg-deb could not unpack {deb.name}: {r.stderr.strip()}; "
+                                      "the package may be damaged: fetch again")
+                deb.unlink()  # half the disk space until the rename
+            release = self._finish_tree(tree, entry)
+            image = tree / "boot" / f"vmlinuz-{release}"
+            meta = {
+                "schema": SCHEMA,
+                "name": entry.name,
+                "release": release,
+                "source": entry.source,
+                "package": entry.package or _package_of(got.debs[0].name),
+                "package_version": entry.package_version,
+                "debs": got.sha256,
+                "image": f"boot/vmlinuz-{release}",
+                "image_sha256": sha256_file(image),
+                "origin": got.origin,
+                "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            (tree / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            final = self.root / entry.name
+            if final.exists():  # --force: move the old copy aside, then swap
+                final.rename(work / "old")
+            tree.rename(final)
+            return Entry(final, meta)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _finish_tree(self, tree: Path, entry: CatalogEntry) -> str:
+        """Find the release, make the image readable, and build modules.dep."""
+        images = sorted((tree / "boot").glob("vmlinuz-*")) if (tree / "boot").is_dir() else []
+        if len(images) != 1:
+            raise KernelError(f"the package(s) for kernel {entry.name} contain {len(images)} "
+                              "boot/vmlinuz-* files, expected exactly one; the catalog entry "
+                              "points at the wrong package")
+        release = images[0].name.removeprefix("vmlinuz-")
+        if entry.release and release != entry.release:
+            raise KernelError(f"kernel {entry.name}: the catalog says release {entry.release}, the "
+                              f"package contains {release}; correct `release` in kernels/catalog.toml")
+        # Ubuntu ships the image mode 0600; vng runs as the user and must read it.
+        images[0].chmod(0o644)
+        # Newer packages install modules under usr/lib (merged /usr); vng and
+        # depmod look next to the image, under lib/.
+        usr_mods = tree / "usr" / "lib" / "modules" / release
+        mods = tree / "lib" / "modules" / release
+        if usr_mods.is_dir() and not mods.exists():
+            mods.parent.mkdir(parents=True, exist_ok=True)
+            usr_mods.rename(mods)
+        if not mods.is_dir():
+            raise KernelError(f"the package(s) for kernel {entry.name} contain no lib/modules/{release}; "
+                              "without modules the guest has no 9p; the catalog entry needs a "
+                              "modules package")
+        r = subprocess.run([_tool("depmod", "kmod"), "-b", str(tree), release], capture_output=True, text=True)
+        if r.returncode != 0 or not (mods / "modules.dep").exists():
+            raise KernelError(f"depmod failed for {release}: {r.stderr.strip()}")
+        return release
+
+
+def _package_of(deb_name: str) -> str:
+    return deb_name.split("_", 1)[0]

@@ -1,0 +1,34 @@
+"""The seam between the cache and the places kernels come from: one Protocol, one class per archive.
+
+A source turns a catalog entry into verified package files in a directory;
+the cache extracts them. Implementations: debian.DebianSource (apt or an
+HTTP mirror), mainline.MainlineSource (kernel.ubuntu.com or a mirror).
+Local images and built trees (local.py, build.py) are used in place and
+never pass through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .catalog import CatalogEntry
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """Package files ready to extract, in order, each already checked against
+    a trusted sha256 (the catalog's, or the archive's CHECKSUMS)."""
+
+    debs: list[Path]
+    sha256: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    origin: str = ""  # for humans: "apt: pkg=ver", a URL
+
+
+class KernelSource(Protocol):
+    kind: str  # the catalog `source` value this class serves, e.g. "debian"
+
+    def download(self, entry: CatalogEntry, dest: Path, *, progress: bool) -> Downloaded:
+        """Put the entry's verified .deb files in dest (an empty directory) or raise KernelError."""
+        ...
