@@ -60,7 +60,8 @@ def _reason(e: Exception) -> str:
     # requests nests urllib3's MaxRetryError; its innermost reason is the useful part.
     inner = getattr(getattr(e.args[0] if e.args else None, "reason", None), "args", None)
     text = str(inner[0] if inner else e)
-    return text.split(": ", 1)[-1] if "object at 0x" in text else text
+    marker = "Failed to establish a new connection: "
+    return text.split(marker, 1)[1] if marker in text else text
 
 
 def get_text(s: requests.Session, url: str) -> str:
