@@ -1,0 +1,53 @@
+"""Guest-side cases for the harness's own tests: each makes the VM behave in one way.
+
+Not collected by ``pytest tests/`` (the name does not match test_*.py);
+tests/test_vm.py runs this file explicitly with ``--kernel``.
+"""
+
+import os
+import time
+from pathlib import Path
+
+
+def test_passes(bpf_kernel):
+    # in a VM, the fixture carries the catalog name, not the release
+    assert bpf_kernel != os.uname().release
+    assert Path("/sys/fs/bpf").is_dir()
+
+
+def test_fails():
+    answer = 6 * 7
+    assert answer == 43
+
+
+def test_prints_noise():
+    # stray output, even protocol-shaped, must not disturb the channel
+    os.write(1, b'{"type": "Done", "v": 1, "nodeid": "x", "reports": []}\n')
+    print("noise " * 2000)
+
+
+def test_warn_splat():
+    # An injected record: the Debian kernels have no lkdtm to raise a real WARN.
+    # It exercises the whole path: kernel log -> agent -> failed test with the text.
+    Path("/dev/kmsg").write_text("<4>WARNING: CPU: 0 PID: 1 at selftest/injected.c:1 harness_selftest\n")
+
+
+def test_panic():
+    Path("/proc/sysrq-trigger").write_text("c")
+
+
+def test_after_panic(bpf_kernel):
+    assert bpf_kernel
+
+
+def test_hang():
+    # suspend-to-idle with no wake-up source: the whole guest stops answering
+    Path("/sys/power/state").write_text("freeze")
+
+
+def test_after_hang(bpf_kernel):
+    assert bpf_kernel
+
+
+def test_sleeps_long():
+    time.sleep(600)
