@@ -342,6 +342,8 @@ _PROTOTYPES: dict[str, tuple[type, list]] = {
     "libbpf_minor_version": (_u32, []),
 }
 
+_PROTOTYPE_ARGC = {name: len(argtypes) for name, (_, argtypes) in _PROTOTYPES.items()}
+
 _library: ctypes.CDLL | None = None
 
 
@@ -546,7 +548,11 @@ def _map_sizes(fd: int, op: str) -> tuple[int, int]:
     try:
         info = map_info(fd)
     except BPFError as exc:
-        raise BPFError(exc.errno, op, detail=f"fd {fd} is not a usable map") from None
+        # Let the kernel say what this operation makes of the fd (EBADF, EINVAL):
+        # every map command checks the fd before touching the NULL buffers.
+        null_args = {"bpf_map_update_elem": (None, None, 0)}.get(op, (None, None))[: _PROTOTYPE_ARGC[op] - 1]
+        ret = getattr(_lib(), op)(fd, *null_args)
+        raise BPFError(-ret if ret < 0 else exc.errno, op, detail=f"fd {fd} is not a usable map") from None
     value = info.value_size
     if info.type in _PERCPU_MAPS:
         ncpus = _lib().libbpf_num_possible_cpus()
