@@ -10,7 +10,7 @@ import pytest
 
 from harness.kernels import KernelError, resolve
 from harness.kernels.mainline import parse_checksums, pick
-from kernel_testlib import (MAINLINE_DEB, PYTHON, REPO, Archive, catalog_entry, checksums_text,
+from tests.kernel_testlib import (MAINLINE_DEB, PYTHON, REPO, Archive, catalog_entry, checksums_text,
                             closed_port, debian_table, leftovers, mainline_table, real_deb, sha256,
                             write_catalog)
 

@@ -1,0 +1,246 @@
+"""The kernel cache with real Debian packages: apt and HTTP-mirror fetches, verification, damage, permissions, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.kernels import KernelError, available, resolve
+from harness.kernels.cache import Cache
+from harness.kernels.catalog import CatalogEntry, load_catalog
+from harness.kernels.debian import DebianSource
+from tests.kernel_testlib import (DEB_NAME, PYTHON, REPO, Archive, catalog_entry, debian_table,
+                            leftovers, real_deb, sha256, write_catalog)
+
+ENTRY = catalog_entry()
+
+
+def _apt_knows(entry) -> bool:
+    if shutil.which("apt-cache") is None:
+        return False
+    out = subprocess.run(["apt-cache", "show", f"{entry.package}={entry.package_version}"],
+                         capture_output=True, text=True).stdout
+    return bool(out.strip())
+
+
+needs_apt = pytest.mark.skipif(not _apt_knows(ENTRY),
+                               reason=f"this host's apt does not list {ENTRY.package}={ENTRY.package_version}")
+
+
+@pytest.fixture
+def deb(tmp_path_factory):
+    return real_deb(tmp_path_factory)
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(d))
+    monkeypatch.setenv("HARNESS_CATALOG", str(write_catalog(tmp_path / "catalog.toml", [debian_table()])))
+    return d
+
+
+def _snapshot(root: Path) -> list[tuple[str, int, int]]:
+    if not root.exists():
+        return []
+    out = [(".", root.stat().st_mode, root.stat().st_mtime_ns)]
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        out.append((str(p.relative_to(root)), st.st_mode, st.st_mtime_ns))
+    return out
+
+
+# --- Debian through an HTTP mirror -----------------------------------------
+
+def test_debian_mirror_fetch_tries_mirrors_in_order(cache_dir, deb):
+    with Archive() as a:
+        # The first base lacks the file (as the main archive lacks pool/updates/), the second has it.
+        a.files[f"/security/{ENTRY.filename}"] = deb
+        src = DebianSource(f"{a.url}/main {a.url}/security", use_apt=False)
+        e = Cache().install(ENTRY, src, progress=False)
+        assert a.hits[f"/main/{ENTRY.filename}"] == 1 and a.hits[f"/security/{ENTRY.filename}"] == 1
+    assert e.dir == cache_dir / DEB_NAME
+    assert e.image == cache_dir / DEB_NAME / "boot" / f"vmlinuz-{ENTRY.release}"
+    assert (e.dir / "lib" / "modules" / ENTRY.release / "modules.dep").stat().st_size > 0
+    assert (e.dir / "lib" / "modules" / ENTRY.release / "kernel" / "fs" / "9p").is_dir()
+    meta = json.loads((e.dir / "meta.json").read_text())
+    assert meta["debs"] == {Path(ENTRY.filename).name: ENTRY.sha256}
+    assert meta["origin"] == f"{a.url}/security/{ENTRY.filename}"
+    assert meta["package"] == ENTRY.package and meta["image_sha256"] == sha256(e.image)
+    assert leftovers(cache_dir) == []
+
+
+def test_debian_mirror_corrupt_file_is_rejected(cache_dir, deb):
+    with Archive() as a:
+        a.files[f"/d/{ENTRY.filename}"] = deb
+        a.modes[f"/d/{ENTRY.filename}"] = "corrupt"
+        with pytest.raises(KernelError, match="checksum mismatch.*catalog pins sha256"):
+            Cache().install(ENTRY, DebianSource(f"{a.url}/d", use_apt=False), progress=False)
+    assert not (cache_dir / DEB_NAME).exists()
+    assert leftovers(cache_dir) == []
+
+
+def test_debian_without_apt_or_mirror_says_what_to_set(cache_dir, monkeypatch):
+    monkeypatch.delenv("HARNESS_DEBIAN_MIRROR", raising=False)
+    unknown = CatalogEntry(**{**debian_table(), "package": "linux-image-0.0.0-0-amd64-unsigned"})
+    with pytest.raises(KernelError, match="set HARNESS_DEBIAN_MIRROR") as e:
+        Cache().install(unknown, DebianSource(), progress=False)
+    assert "does not list that package" in str(e.value)
+    assert leftovers(cache_dir) == []
+
+
+# --- Debian through apt, the normal path here ------------------------------
+
+@needs_apt
+def test_apt_fetch_then_cached_resolve_needs_no_network(cache_dir, monkeypatch):
+    k = resolve(DEB_NAME, progress=False)
+    assert (k.name, k.release, k.source, k.package) == (DEB_NAME, ENTRY.release, "debian", ENTRY.package)
+    assert k.origin == f"apt: {ENTRY.package}={ENTRY.package_version}"
+    assert k.image.is_file() and sha256(k.image) == k.sha256
+
+    def no_network(*a, **kw):
+        raise AssertionError("a cached kernel must not need apt or HTTP")
+
+    monkeypatch.setattr("harness.kernels.apt.known", no_network)
+    monkeypatch.setattr("harness.kernels.http.session", no_network)
+    monkeypatch.setattr("subprocess.run", no_network)
+    assert resolve(DEB_NAME) == k
+    assert resolve(ENTRY.series) == k  # "6.1" -> newest 6.1 in this one-entry catalog
+    assert [(r.name, r.cached) for r in available()] == [(DEB_NAME, True)]
+
+
+@needs_apt
+def test_damaged_cache_entry_is_detected_and_force_repairs_it(cache_dir):
+    k = resolve(DEB_NAME, progress=False)
+    with open(k.image, "r+b") as f:
+        f.seek(4096)
+        f.write(b"\0garbage")
+    with pytest.raises(KernelError, match=rf"python -m harness kernels fetch --force {DEB_NAME}"):
+        resolve(DEB_NAME)
+    repaired = resolve(DEB_NAME, force=True, progress=False)
+    assert sha256(repaired.image) == k.sha256
+    assert leftovers(cache_dir) == []
+
+
+def test_fetch_disabled_and_not_cached(cache_dir):
+    with pytest.raises(KernelError, match=rf"not in the cache.*python -m harness kernels fetch {DEB_NAME}"):
+        resolve(DEB_NAME, fetch=False)
+    assert not cache_dir.exists()
+
+
+# --- an unusable cache directory: clear error, nothing touched ------------
+
+def test_cache_path_is_a_file(tmp_path, monkeypatch):
+    f = tmp_path / "cachefile"
+    f.write_text("not a dir")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(f / "kernels"))
+    with pytest.raises(KernelError, match="HARNESS_CACHE_DIR") as e:
+        Cache().install(ENTRY, DebianSource(use_apt=False), progress=False)
+    assert str(f) in str(e.value) and "not writable" in str(e.value)
+    assert f.read_text() == "not a dir"
+
+
+def _run_without_dac_override(code: str, env: dict) -> subprocess.CompletedProcess:
+    """Root ignores permission bits; without CAP_DAC_OVERRIDE/READ_SEARCH it obeys them."""
+    prefix = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root and setpriv (util-linux) is missing, so permission bits cannot be tested")
+        drop = "-dac_override,-dac_read_search"
+        prefix = [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", "--"]
+    return subprocess.run([*prefix, PYTHON, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, **env}, timeout=120)
+
+
+@pytest.mark.parametrize("mode,word", [(0o555, "not writable"), (0o000, "not readable")])
+def test_unwritable_or_unreadable_cache_dir(tmp_path, mode, word):
+    root = tmp_path / "cache"
+    root.mkdir()
+    (root / "keep").write_text("x")
+    cat = write_catalog(tmp_path / "catalog.toml", [debian_table()])
+    root.chmod(mode)
+    try:
+        before = _snapshot(root)
+        code = ("from harness.__main__ import main; import sys; "
+                f"sys.exit(main(['kernels', 'fetch', '-q', '{DEB_NAME}']))")
+        r = _run_without_dac_override(code, {"HARNESS_CACHE_DIR": str(root), "HARNESS_CATALOG": str(cat)})
+        assert r.returncode == 1, r.stderr
+        assert word in r.stderr and str(root) in r.stderr and "HARNESS_CACHE_DIR" in r.stderr
+        assert "Traceback" not in r.stderr
+        assert _snapshot(root) == before
+    finally:
+        root.chmod(0o755)
+
+
+def test_cache_under_unwritable_parent_creates_nothing(tmp_path):
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    cat = write_catalog(tmp_path / "catalog.toml", [debian_table()])
+    parent.chmod(0o555)
+    try:
+        code = ("from harness.__main__ import main; import sys; "
+                f"sys.exit(main(['kernels', 'fetch', '-q', '{DEB_NAME}']))")
+        r = _run_without_dac_override(code, {"HARNESS_CACHE_DIR": str(parent / "a" / "b"),
+                                             "HARNESS_CATALOG": str(cat)})
+        assert r.returncode == 1 and "not writable" in r.stderr and "Traceback" not in r.stderr
+        assert list(parent.iterdir()) == []
+    finally:
+        parent.chmod(0o755)
+
+
+def test_readonly_cache_with_complete_entry_still_resolves(tmp_path, monkeypatch):
+    """A cache prepared by CI and mounted read-only needs no write to be used."""
+    root = tmp_path / "cache"
+    entry = root / "6.8"
+    (entry / "boot").mkdir(parents=True)
+    image = entry / "boot" / "vmlinuz-6.8.0-060800-generic"
+    image.write_bytes(b"fake image")
+    (entry / "meta.json").write_text(json.dumps({
+        "schema": 1, "name": "6.8", "release": "6.8.0-060800-generic", "source": "ubuntu-mainline",
+        "package": None, "image": "boot/vmlinuz-6.8.0-060800-generic", "image_sha256": sha256(image),
+        "origin": "test", "fetched_at": "2026-01-01T00:00:00+00:00"}))
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(root))
+    monkeypatch.delenv("HARNESS_CATALOG", raising=False)
+    before = _snapshot(root)
+    k = resolve("6.8", fetch=False)
+    assert k.image == image and k.source == "ubuntu-mainline"
+    assert _snapshot(root) == before
+
+
+# --- the command line --------------------------------------------------------
+
+def _cli(*args, env=None):
+    return subprocess.run([PYTHON, "-m", "harness", *args], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_cli_unknown_kernel_exits_nonzero_without_traceback(tmp_path):
+    r = _cli("kernels", "fetch", "9.99", env={"HARNESS_CACHE_DIR": str(tmp_path)})
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: kernel 9.99 is not in the catalog; available: 6.1.170")
+    assert "Traceback" not in r.stderr
+
+
+def test_cli_list_shows_catalog_and_cached_flag(tmp_path):
+    r = _cli("kernels", "list", env={"HARNESS_CACHE_DIR": str(tmp_path), "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    rows = {line.split("│")[1].strip(): line for line in r.stdout.splitlines() if line.count("│") >= 5}
+    assert len(rows) == len(load_catalog(REPO / "kernels" / "catalog.toml").entries)
+    assert "6.1.0-47-amd64" in rows["6.1.170"] and " no " in rows["6.1.170"]
+    assert "ubuntu-mainline" in rows["6.8"]
+
+
+@needs_apt
+def test_cli_fetch_prefetches(cache_dir):
+    r = _cli("kernels", "fetch", "-q", DEB_NAME)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{DEB_NAME}: {cache_dir / DEB_NAME / 'boot'}")
+    r = _cli("kernels", "list", env={"COLUMNS": "200"})
+    line = next(l for l in r.stdout.splitlines() if f" {DEB_NAME} " in l)
+    assert " yes " in line
