@@ -148,6 +148,7 @@ def _validate(path: str, data: dict) -> list[CatalogEntry]:
         unknown = sorted(set(t) - _FIELDS)
         if unknown:
             problems.append(f"{where}: unknown field(s) {', '.join(unknown)}")
+            continue
         wrong = [k for k, v in t.items() if k != "size" and not isinstance(v, str)]
         if "size" in t and (not isinstance(t["size"], int) or t["size"] <= 0):
             wrong.append("size")
