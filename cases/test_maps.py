@@ -117,7 +117,7 @@ def test_array_elements_exist_zeroed_and_cannot_be_deleted(close_later):
 
 def test_percpu_array_value_has_one_slot_per_possible_cpu(close_later):
     fd = close_later(L.map_create(MapType.PERCPU_ARRAY, "pcpu", 4, 4, 1))
-    ncpus = L._lib().libbpf_num_possible_cpus()
+    ncpus = L.num_possible_cpus()
     # Each CPU's value is padded to 8 bytes.
     value = b"".join(struct.pack("<Q", cpu) for cpu in range(ncpus))
     L.map_update_elem(fd, b"\0" * 4, value)

@@ -555,11 +555,13 @@ def _map_sizes(fd: int, op: str) -> tuple[int, int]:
         raise BPFError(-ret if ret < 0 else exc.errno, op, detail=f"fd {fd} is not a usable map") from None
     value = info.value_size
     if info.type in _PERCPU_MAPS:
-        ncpus = _lib().libbpf_num_possible_cpus()
-        if ncpus < 0:
-            raise BPFError(-ncpus, "libbpf_num_possible_cpus")
-        value = (value + 7) // 8 * 8 * ncpus
+        value = (value + 7) // 8 * 8 * num_possible_cpus()
     return info.key_size, value
+
+
+def num_possible_cpus() -> int:
+    """How many values a per-CPU map element holds."""
+    return _call("libbpf_num_possible_cpus")
 
 
 def _check_key(key, key_size: int, op: str) -> bytes:
