@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import accel, preflight
+from harness import accel, gates, preflight, results
+from harness.fixtures import *  # noqa: F403 - the fixtures cases use
 from harness.runner import KERNEL_PARAM, Runner, kernel_of, note
 from harness.vm import VMConfig
 
@@ -26,7 +27,10 @@ KERNELS = pytest.StashKey[dict]()
 RUNNER = pytest.StashKey[Runner]()
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser, pluginmanager):
+    for module in (gates, results):
+        if not pluginmanager.is_registered(module):
+            pluginmanager.register(module, f"bpf-harness-{module.__name__.rsplit('.', 1)[1]}")
     group = parser.getgroup("bpf-harness", "kernels in throwaway VMs")
     group.addoption("--kernel", action="append", dest="bpf_kernels", default=[], metavar="SPEC",
                     help="run every test in a VM booted with this kernel: a catalog version "
@@ -67,8 +71,9 @@ def pytest_cmdline_main(config):
     except kernels.KernelError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[KERNELS] = resolved
-    # pytest-xdist: keep one kernel's tests on one worker (one boot per kernel)
-    if getattr(config.option, "numprocesses", None) and config.option.dist == "no":
+    # pytest-xdist: keep one kernel's tests on one worker (one boot per kernel);
+    # xdist may already have turned "no" into "load", depending on hook order
+    if getattr(config.option, "numprocesses", None) and config.option.dist in ("no", "load"):
         config.option.dist = "loadgroup"
     return None
 
@@ -120,12 +125,18 @@ def bpf_kernel(request) -> str:
 
 
 def pytest_collection_modifyitems(config, items):
-    if not _vm_mode(config):
+    """xdist groups: one per kernel, or shards of a kernel when workers outnumber kernels."""
+    if not _vm_mode(config) or not hasattr(config, "workerinput"):
         return
+    shards = max(1, config.workerinput["workercount"] // len(config.stash[KERNELS]))
+    position: dict[str, int] = {}
     for item in items:
         name = kernel_of(item)
-        if name is not None:
-            item.add_marker(pytest.mark.xdist_group(name))
+        if name is None:
+            continue
+        index = position[name] = position.get(name, -1) + 1
+        group = name if shards == 1 else f"{name}#{index % shards}"
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -144,9 +155,20 @@ def pytest_report_teststatus(report, config):
 
 
 def pytest_sessionfinish(session):
-    runner = session.config.stash.get(RUNNER, None)
+    config = session.config
+    runner = config.stash.get(RUNNER, None)
     if runner is not None:
         runner.close()
+        if hasattr(config, "workeroutput"):
+            config.workeroutput["bpf_harness_vms"] = runner.booted
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist controller: gather the VM records of a finished worker."""
+    runner = node.config.stash.get(RUNNER, None)
+    if runner is not None:
+        runner.booted.extend(getattr(node, "workeroutput", {}).get("bpf_harness_vms", []))
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -49,7 +49,7 @@ def test_misbehaving_guest_is_reported_and_run_goes_on(tmp_path):
     outcome, message = by_name[f"test_hang[{kernel}]"]
     assert outcome == "failed" and "VM lost: no answer within 30 s" in message
     assert by_name[f"test_after_hang[{kernel}]"][0] == "passed"
-    assert "2 vm lost" in out and "VM LOST" in out
+    assert "2 vm lost" in out.splitlines()[-2]  # its own category in the summary line
     # three boots: the first, after the panic, after the hang; each console kept
     logs = sorted((tmp_path / "results" / "vm-logs").glob(f"{kernel}-*.console.log"))
     assert len(logs) == 3, logs

@@ -1,0 +1,1 @@
+"""Results of a run: per-kernel and per-case records written as versioned JSON (placeholder)."""
