@@ -20,6 +20,7 @@ import pytest
 
 from harness import accel, gates, preflight, results
 from harness.fixtures import *  # noqa: F403 - the fixtures cases use
+from harness.libbpf import BPFError
 from harness.runner import KERNEL_PARAM, Runner, kernel_of, note
 from harness.vm import VMConfig
 
@@ -46,6 +47,13 @@ def pytest_addoption(parser, pluginmanager):
                     help="a test that runs longer is ended as 'VM lost' (default 300)")
     group.addoption("--results-dir", type=Path, default=Path("results"),
                     help="console logs and result files go here (default ./results)")
+    group.addoption("--offline", action="store_true",
+                    help="use only cached kernels; never download")
+    group.addoption("--debian-mirror", default=None, metavar="URL",
+                    help="Debian archive URL(s) for hosts whose apt cannot fetch Debian kernels "
+                         "(or HARNESS_DEBIAN_MIRROR)")
+    group.addoption("--mainline-mirror", default=None, metavar="URL",
+                    help="Ubuntu mainline archive URL (or HARNESS_MAINLINE_MIRROR)")
     group.addoption("--harness-guest-kernel", default=None, help=argparse.SUPPRESS)
 
 
@@ -66,15 +74,16 @@ def pytest_cmdline_main(config):
     resolved = {}
     try:
         for spec in config.option.bpf_kernels:
-            kernel = kernels.resolve(spec)
+            kernel = kernels.resolve(
+                spec, fetch=not config.option.offline,
+                debian_mirror=config.option.debian_mirror,
+                mainline_mirror=config.option.mainline_mirror,
+                # xdist workers only read the cache the controller filled
+                progress=not hasattr(config, "workerinput"))
             resolved[kernel.name] = kernel
     except kernels.KernelError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[KERNELS] = resolved
-    # pytest-xdist: keep one kernel's tests on one worker (one boot per kernel);
-    # xdist may already have turned "no" into "load", depending on hook order
-    if getattr(config.option, "numprocesses", None) and config.option.dist in ("no", "load"):
-        config.option.dist = "loadgroup"
     return None
 
 
@@ -124,19 +133,16 @@ def bpf_kernel(request) -> str:
     return getattr(request, "param", None) or os.uname().release
 
 
-def pytest_collection_modifyitems(config, items):
-    """xdist groups: one per kernel, or shards of a kernel when workers outnumber kernels."""
-    if not _vm_mode(config) or not hasattr(config, "workerinput"):
-        return
-    shards = max(1, config.workerinput["workercount"] // len(config.stash[KERNELS]))
-    position: dict[str, int] = {}
-    for item in items:
-        name = kernel_of(item)
-        if name is None:
-            continue
-        index = position[name] = position.get(name, -1) + 1
-        group = name if shards == 1 else f"{name}#{index % shards}"
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With -n, schedule by kernel (unless the user chose another --dist than the default)."""
+    if not _vm_mode(config) or config.option.dist != "load":
+        return None
+    from harness.scheduler import KernelScheduling  # noqa: PLC0415 - xdist is optional
+
+    kernels = list(config.stash[KERNELS])
+    shards = max(1, len(config.getvalue("tx")) // len(kernels))
+    return KernelScheduling(config, log, kernels=kernels, shards=shards)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -146,6 +152,18 @@ def pytest_runtest_protocol(item, nextitem):
         return None
     config.stash[RUNNER].run(item, nextitem)
     return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that failed on a bpf() error carries its errno and verifier log as data."""
+    report = yield
+    excinfo = call.excinfo
+    if excinfo is not None and isinstance(excinfo.value, BPFError):
+        report.bpf_errno = excinfo.value.errno_name
+        if excinfo.value.log:
+            report.verifier_log = "\n".join(excinfo.value.log.splitlines()[-20:])
+    return report
 
 
 def pytest_report_teststatus(report, config):

@@ -28,6 +28,18 @@ from pathlib import Path
 from harness import protocol, splat
 
 CONSOLE_TAIL = 300  # lines of console kept in memory for reports
+
+# Runs beside each VM: when its stdin closes (the owning pytest process ended,
+# however it ended), it kills the VM's process group. The owner kills the
+# reaper first when it shuts the VM down itself.
+REAPER = """
+import os, signal, sys
+sys.stdin.buffer.read()
+try:
+    os.killpg(int(sys.argv[1]), signal.SIGKILL)
+except OSError:
+    pass
+"""
 _serial = itertools.count(1)
 
 
@@ -119,6 +131,8 @@ class VM:
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=self.cwd, env=env, start_new_session=True,
         )
+        self._reaper = subprocess.Popen([sys.executable, "-c", REAPER, str(self.proc.pid)],
+                                        stdin=subprocess.PIPE, start_new_session=True)
         self._spawn(self._read_messages, self.proc.stdout, log)
         self._spawn(self._read_console, self.proc.stderr, log)
         self.send(protocol.Start(args=args, kernel=self.kernel.name))
@@ -177,6 +191,9 @@ class VM:
         proc = self.proc
         if proc is None:
             return
+        self._reaper.kill()
+        self._reaper.wait()
+        self._reaper.stdin.close()
         for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(proc.pid, sig)

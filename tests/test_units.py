@@ -1,0 +1,93 @@
+"""Fast tests of the harness's small parts: protocol, splat detection, KVM choice, xdist scopes."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import accel, protocol, splat
+from harness.scheduler import KernelScheduling
+
+
+def test_protocol_round_trip():
+    msg = protocol.Done(nodeid="cases/t.py::x[6.1.192]", reports=[{"when": "call"}], splat=None)
+    line = protocol.encode(msg)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert protocol.decode(line) == msg
+
+
+@pytest.mark.parametrize("line", [b"garbage\n", b'{"type": "Nope", "v": 1}\n', b"[1]\n"])
+def test_protocol_rejects_foreign_lines(line):
+    with pytest.raises(protocol.ProtocolError, match="not a harness message"):
+        protocol.decode(line)
+
+
+def test_protocol_rejects_other_version():
+    with pytest.raises(protocol.ProtocolError, match="different harness versions"):
+        protocol.decode(b'{"type": "Quit", "v": 99}\n')
+
+
+PANIC = """\
+[   50.0] sysrq: Trigger a crash
+[   50.0] Kernel panic - not syncing: sysrq triggered crash
+[   50.0] CPU: 1 PID: 187 Comm: python3 Not tainted 6.1.0-56-amd64
+[   50.0] ---[ end Kernel panic - not syncing: sysrq triggered crash ]---
+[   51.0] unrelated line after the end marker""".splitlines()
+
+
+def test_splat_takes_report_up_to_its_end_marker():
+    found = splat.find(["[ 1.0] boot ok", *PANIC])
+    assert found.splitlines()[0].endswith("Kernel panic - not syncing: sysrq triggered crash")
+    assert "end Kernel panic" in found and "unrelated" not in found
+    assert splat.classify(PANIC) == "kernel panic"
+
+
+def test_splat_finds_warn_and_ignores_clean_logs():
+    assert splat.find(["[ 2.0] bpf: loaded", "[ 2.1] audit: ok"]) is None
+    assert splat.find(["WARNING: CPU: 0 PID: 1 at kernel/bpf/core.c:1 x"]).startswith("WARNING: CPU: 0")
+    assert splat.classify(["[ 1.0] reboot: Power down"]) == "VM exited"
+
+
+def test_kvm_needs_device_and_cpu_flags(tmp_path):
+    dev = tmp_path / "kvm"
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 svm\n")
+    assert accel.detect(str(dev), str(cpuinfo)).name == "tcg"  # no device
+    dev.write_bytes(b"")
+    assert accel.detect(str(dev), str(cpuinfo)) == accel.Accel("kvm", f"{dev} is usable and the CPU has svm")
+    cpuinfo.write_text("flags\t\t: fpu sse2\n")  # device opens, CPU cannot virtualise
+    assert "neither vmx nor svm" in accel.detect(str(dev), str(cpuinfo)).reason
+
+
+def test_accel_override(monkeypatch):
+    monkeypatch.setenv("HARNESS_ACCEL", "kvm")
+    assert accel.choose("auto").name == "kvm"
+    assert accel.choose("tcg") == accel.Accel("tcg", "forced")
+    monkeypatch.setenv("HARNESS_ACCEL", "xen")
+    with pytest.raises(ValueError, match="not one of auto, kvm, tcg"):
+        accel.choose("auto")
+
+
+class _Config:
+    def getvalue(self, name):
+        return ["popen", "popen"] if name == "tx" else None
+
+    def getoption(self, name, default=None):
+        return default
+
+
+@pytest.mark.parametrize(("nodeid", "scope"), [
+    ("cases/test_maps.py::test_origin[6.1.192]", "6.1.192"),
+    ("cases/test_maps.py::test_types[hash-6.12.117]", "6.12.117"),
+    ("cases/test_maps.py::test_types[6.1.192-1-hash]", "6.1.192-1"),
+    ("cases/test_maps.py::test_types[lru-6.1.192-1-x]", "6.1.192-1"),
+    ("tests/test_units.py::test_plain", "tests/test_units.py::test_plain"),
+])
+def test_xdist_scope_is_the_kernel(nodeid, scope):
+    sched = KernelScheduling(_Config(), kernels=["6.1.192", "6.1.192-1", "6.12.117"])
+    assert sched._split_scope(nodeid) == scope
+
+
+def test_xdist_shards_a_kernel_over_spare_workers():
+    sched = KernelScheduling(_Config(), kernels=["6.1.192"], shards=2)
+    scopes = {sched._split_scope(f"cases/t.py::test_{i}[6.1.192]") for i in range(40)}
+    assert scopes == {"6.1.192#0", "6.1.192#1"}
