@@ -13,6 +13,8 @@ import sys
 
 SUBCOMMANDS = {
     "kernels": "harness.cli_kernels",
+    "report": "harness.cli_report",
+    "bisect": "harness.cli_bisect",
 }
 
 
