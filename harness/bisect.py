@@ -247,4 +247,4 @@ def bisect_git(tree: Path, good: str, bad: str, case: str, run: StepRunner,
                 raise BisectError(f"git bisect cannot decide, commits that do not build are in the way:\n{out}")
         raise BisectError(f"no answer after {max_steps} steps")
     finally:
-        subprocess.run(["git", "-C", str(tree), "bisect", "reset", "-q"], capture_output=True)
+        subprocess.run(["git", "-C", str(tree), "bisect", "reset"], capture_output=True)

@@ -45,6 +45,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     if getattr(config.option, "harness_guest_kernel", None) or hasattr(config, "workerinput"):
         return
+    if config.option.collectonly:
+        return  # nothing runs: a file would only hide the last real run's
     if not config.pluginmanager.has_plugin("bpf-harness-recorder"):
         config.pluginmanager.register(Recorder(config), "bpf-harness-recorder")
 
