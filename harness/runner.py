@@ -112,9 +112,15 @@ class Runner:
                                     f"guest:\n{errors}", time.time())
         next_id = nextitem.nodeid if nextitem is not None and kernel_of(nextitem) == name else None
         done = vm.run(item.nodeid, next_id)
-        hook = self.config.hook
-        return [hook.pytest_report_from_serializable(config=self.config, data=d)
-                for d in done.reports]
+        return [self._report(data) for data in done.reports]
+
+    def _report(self, data: dict) -> TestReport:
+        report = self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
+        # JSON has no tuples; pytest (junitxml, skip reporting) insists on them here
+        report.location = tuple(report.location)
+        if isinstance(report.longrepr, list):
+            report.longrepr = tuple(report.longrepr)
+        return report
 
 
 def _synthetic(item, text: str, started: float, **extra) -> list[TestReport]:

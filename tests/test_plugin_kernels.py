@@ -1,0 +1,109 @@
+"""`pytest --kernel X` as a user types it: bad specs, an unreachable archive, a local mirror that boots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.kernel_testlib import (MAINLINE_DEB, Archive, checksums_text, closed_port, debian_table,
+                                  mainline_table, real_deb, write_catalog)
+from tests.vmtools import ROOT, junit_outcomes, require_vm_host, run_pytest
+
+CASE = "tests/vmcases/vm_behaviour.py::test_passes"
+
+
+def tree(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "cache"
+    root.mkdir()
+    (root / "keep").write_text("untouched")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(root))
+    return root
+
+
+def pytest_cli(args, tmp_path, **kw):
+    return run_pytest(args, tmp_path, timeout=kw.pop("timeout", 120), env={**os.environ, **kw.pop("env", {})}, **kw)
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ("9.99", ["kernel 9.99 is not in the catalog", "available:", "6.1.192", "6.12.117",
+              "kernels/catalog.toml"]),
+    ("/etc/passwd", ["/etc/passwd", "not a Linux kernel image"]),
+])
+def test_bad_kernel_is_a_usage_error_and_changes_nothing(tmp_path, cache, spec, words):
+    before = tree(cache)
+    proc = pytest_cli(["--kernel", spec, CASE], tmp_path)
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # pytest's usage error
+    for word in words:
+        assert word in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert tree(cache) == before
+
+
+def test_unreadable_cache_is_a_usage_error(tmp_path, cache):
+    prefix = []
+    if os.geteuid() == 0:  # root ignores permission bits unless it drops these capabilities
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv (util-linux): cannot make a directory unreadable")
+        drop = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", "--"]
+    before = tree(cache)
+    cache.chmod(0)
+    try:
+        proc = subprocess.run([*prefix, sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                               "--results-dir", str(tmp_path / "r"), "--kernel", "6.1", CASE],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        cache.chmod(0o755)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert str(cache) in proc.stderr and "HARNESS_CACHE_DIR" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert tree(cache) == before
+
+
+def test_unreachable_mainline_fails_fast_and_lists_alternatives(tmp_path, cache):
+    before = tree(cache)
+    started = time.monotonic()
+    proc = pytest_cli(["--kernel", "6.8", CASE], tmp_path,
+                      env={"HARNESS_MAINLINE_MIRROR": f"http://127.0.0.1:{closed_port()}/mainline/"})
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "unreachable" in proc.stderr and "--kernel" in proc.stderr
+    assert elapsed < 30, f"took {elapsed:.0f} s"  # generous: pytest start-up included
+    assert "Traceback" not in proc.stderr
+    # no kernel entry and no temp directory; filelock's lock files stay by design
+    assert [p for p in tree(cache) if not p.startswith(".locks")] == before
+
+
+@pytest.mark.vm
+def test_mainline_from_local_mirror_downloads_verifies_caches_and_boots(tmp_path, tmp_path_factory, cache):
+    """A local archive in the mainline layout serving a real kernel package (Debian's 6.1.170:
+    Ubuntu's archive is unreachable here); the catalog's "6.8" points at it."""
+    require_vm_host()
+    deb = real_deb(tmp_path_factory)
+    release = "6.1.0-47-amd64"  # what the served package contains
+    catalog = write_catalog(tmp_path / "catalog.toml", [debian_table(), mainline_table("6.8", release)])
+    with Archive() as archive:
+        archive.files[f"/v6.8/amd64/{MAINLINE_DEB}"] = deb
+        archive.files["/v6.8/amd64/CHECKSUMS"] = checksums_text({MAINLINE_DEB: deb})
+        env = {"HARNESS_CATALOG": str(catalog), "HARNESS_MAINLINE_MIRROR": archive.url}
+        first = pytest_cli(["--kernel", "6.8", CASE], tmp_path / "first", env=env, timeout=600)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert archive.hits[f"/v6.8/amd64/{MAINLINE_DEB}"] == 1
+        assert junit_outcomes(tmp_path / "first" / "junit.xml") == {
+            f"{CASE}[6.8]": ("passed", "")}
+        assert f"6.8 up in" in first.stdout and release in first.stdout
+        hits = sum(archive.hits.values())
+        second = pytest_cli(["--kernel", "6.8", CASE], tmp_path / "second", env=env, timeout=600)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert sum(archive.hits.values()) == hits, "a cached kernel must make no request"
