@@ -58,9 +58,15 @@ class StepRunner(Protocol):
 
 
 def with_kernel(case: str, kernel: str) -> str:
-    """The test id of case on kernel: "t.py::test_a" -> "t.py::test_a[K]", "t.py::test_b[x]" -> "t.py::test_b[x-K]"."""
-    if case.endswith("]"):
-        return f"{case[:-1]}-{kernel}]"
+    """The test id of case on kernel: "t.py::test_a" -> "t.py::test_a[K]", "t.py::test_b[x]" -> "t.py::test_b[K-x]".
+
+    The kernel parameter is session-scoped, so pytest puts its id before the
+    test's own parameters (records.case_id is the inverse).
+    """
+    head, sep, func = case.rpartition("::")
+    if func.endswith("]") and "[" in func:
+        name, params = func[:-1].split("[", 1)
+        return f"{head}{sep}{name}[{kernel}-{params}]"
     return f"{case}[{kernel}]"
 
 

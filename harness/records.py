@@ -113,16 +113,30 @@ def reproduce_line(nodeid: str, kernel_spec: str | None) -> str:
 
 
 def case_id(nodeid: str, kernel: str | None) -> str:
-    """The node id without the kernel parameter, which pytest puts last.
+    """The node id without the kernel parameter.
 
-    "t.py::test_a[6.1.192]" -> "t.py::test_a"; "t.py::test_b[HASH-6.1.192]" -> "t.py::test_b[HASH]".
+    The kernel is a session-scoped parameter, so pytest puts its id first
+    among the test's own parameters; a plain test has it alone:
+    "t.py::test_a[6.1.192]" -> "t.py::test_a",
+    "t.py::test_b[6.1.192-HASH-4]" -> "t.py::test_b[HASH-4]" (also accepted last or in between).
     """
     if not kernel or not nodeid.endswith("]"):
         return nodeid
-    for tail, repl in ((f"[{kernel}]", ""), (f"-{kernel}]", "]")):
-        if nodeid.endswith(tail):
-            return nodeid[: -len(tail)] + repl
-    return nodeid
+    head, sep, func = nodeid.rpartition("::")
+    if "[" not in func:
+        return nodeid
+    name, params = func[:-1].split("[", 1)
+    if params == kernel:
+        rest = None
+    elif params.startswith(kernel + "-"):
+        rest = params[len(kernel) + 1:]
+    elif params.endswith("-" + kernel):
+        rest = params[: -len(kernel) - 1]
+    elif f"-{kernel}-" in params:
+        rest = params.replace(f"-{kernel}-", "-", 1)
+    else:
+        return nodeid
+    return f"{head}{sep}{name}" + (f"[{rest}]" if rest else "")
 
 
 def to_dict(run: RunRecord) -> dict:

@@ -105,8 +105,10 @@ def _report(tmp_path: Path, runs: list[Path], baseline: Path | None) -> subproce
     (work / "ci").mkdir(parents=True)
     shutil.copy(ROOT / "ci" / "report.sh", work / "ci" / "report.sh")
     (work / ".venv" / "bin").mkdir(parents=True)
-    # the real interpreter of this venv, so report.sh does not build a new one
-    (work / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    # this venv's interpreter, so report.sh does not build a new one
+    wrapper = work / ".venv" / "bin" / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
     if baseline:
         shutil.copy(baseline, work / "ci" / "baseline.json")
     indir = tmp_path / "in"
@@ -114,7 +116,6 @@ def _report(tmp_path: Path, runs: list[Path], baseline: Path | None) -> subproce
     for r in runs:
         shutil.copy(r, indir / f"results-{r.stem}.json")
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
-    env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(["bash", str(work / "ci" / "report.sh"), str(indir), str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=300, env=env)
 
