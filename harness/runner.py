@@ -9,12 +9,14 @@ two kernels side by side.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 from _pytest.reports import TestReport
 
+from harness import pyzip
 from harness.vm import VM, VMBootError, VMConfig, VMLost
 
 KERNEL_PARAM = "bpf_kernel"
@@ -62,6 +64,8 @@ class Runner:
             return self.vm
         self.close()
         kernel = self.kernels[name]
+        if self.vmcfg.pyzip is None:
+            self.vmcfg = self._with_pyzip(self.vmcfg)
         note(self.config, f"booting {name} ({self.vmcfg.accel.upper()}, "
                           f"{self.vmcfg.cpus} vCPU, {self.vmcfg.memory}) ...")
         vm = VM(kernel, self.vmcfg, Path.cwd())
@@ -75,6 +79,13 @@ class Runner:
             "guest_uptime": ready.uptime, "console_log": str(vm.log_path),
         })
         return vm
+
+    def _with_pyzip(self, vmcfg: VMConfig) -> VMConfig:
+        try:
+            return dataclasses.replace(vmcfg, pyzip=pyzip.ensure())
+        except OSError as exc:  # an unwritable cache costs speed, not correctness
+            note(self.config, f"guest imports go over 9p (slower): cannot build the module zip: {exc}")
+            return vmcfg
 
     def close(self) -> None:
         if self.vm is not None:

@@ -72,6 +72,7 @@ class VMConfig:
     log_dir: Path = Path("results") / "vm-logs"
     append: tuple[str, ...] = ()
     rwdirs: tuple[Path, ...] = field(default=())
+    pyzip: Path | None = None  # see harness.pyzip
 
 
 def find_vng() -> str:
@@ -83,8 +84,17 @@ def find_vng() -> str:
     return found
 
 
+def guest_command(cfg: VMConfig) -> str:
+    """The shell command vng runs in the guest: the agent, importing from tmpfs if it can."""
+    agent = shlex.join([sys.executable, "-B", "-m", "harness.guest"])
+    if cfg.pyzip is None:
+        return agent
+    local = "/tmp/harness-python.zip"
+    return f"cp -- {shlex.quote(str(cfg.pyzip))} {local} && PYTHONPATH={local} exec {agent}"
+
+
 def vng_command(image: Path, cfg: VMConfig, cwd: Path) -> list[str]:
-    guest = shlex.join([sys.executable, "-B", "-m", "harness.guest"])
+    guest = guest_command(cfg)
     cmd = [find_vng(), "--verbose", "-r", str(image), "-m", cfg.memory, "-p", str(cfg.cpus),
            "--cwd", str(cwd)]
     if cfg.accel == "tcg":
