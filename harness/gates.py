@@ -195,3 +195,29 @@ def pytest_configure(config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item) -> None:
     check_gates(item)
+
+
+def newest_catalog_kernel() -> Version:
+    from harness.kernels.catalog import load_catalog  # noqa: PLC0415 - only on the host
+
+    return max(kernel_version(entry.series) for entry in load_catalog().entries)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """A gate no catalog kernel can pass could never run: that is an error, not a skip forever."""
+    if config.getoption("harness_guest_kernel", None):
+        return  # checked on the host already
+    newest = None
+    stale = []
+    for item in items:
+        versions = [m.args[0] for m in item.iter_markers("min_kernel")]
+        versions += [g.min_kernel for m in item.iter_markers("requires") for g in gates_for(m)]
+        for version in versions:
+            newest = newest or newest_catalog_kernel()
+            if kernel_version(version) > newest:
+                stale.append(f"{item.nodeid} needs kernel >= {version}")
+    if stale:
+        raise pytest.UsageError(
+            f"gates above the newest kernel in the catalog ({newest}) can never run:\n  "
+            + "\n  ".join(sorted(set(stale)))
+            + "\nadd a newer kernel to kernels/catalog.toml, or correct the gate")
