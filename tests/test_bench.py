@@ -1,0 +1,92 @@
+"""The parts of bench/run.py that need no VM work: B4's measurement, log parsing, the table writer.
+
+They check that the pieces run and produce what the report needs, never how fast.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+
+import pytest
+
+from bench import run
+
+CONSOLE = """\
+virtme: waiting for virtiofsd to start
+virtme-run: failed to start virtiofsd, fallback to 9pProbing EDD (edd=off to disable)... ok
+[    0.000000] Linux version 6.1.0-56-amd64 (debian-kernel@lists.debian.org)
+[    2.002638] Run /init as init process
+[    2.702749] virtme initramfs: done; switching to real root
+[    3.701779] virtme-ng-init: running systemd-tmpfiles
+[   10.011909] virtme-ng-init: basic initialization done
+[   11.499118] virtme-ng-init: Starting systemd-udevd version 252.39-1~deb12u2
+[   11.502377] virtme-ng-init: triggering udev coldplug
+[   13.104951] virtme-ng-init: waiting for udev to settle
+[   29.995476] virtme-ng-init: udev is done
+[   30.014359] virtme-ng-init: starting script
+[   66.608718] reboot: Power down
+"""
+
+
+def test_console_marks_and_phases():
+    marks = run.console_marks(CONSOLE)
+    assert marks["kernel_start"] == 0.0 and marks["script"] == 30.014359
+    phases = run.boot_phases(marks)
+    assert phases["systemd-tmpfiles"] == pytest.approx(6.31)
+    assert phases["udev settle (module loads)"] == pytest.approx(16.89)
+
+
+def test_pytest_summary_and_counts():
+    lines = [(0.1, "collected 3 items"), (2.0, "==== 78 passed, 1 skipped in 3.83s ====")]
+    summary = run.pytest_summary(lines)
+    assert summary == "78 passed, 1 skipped in 3.83s"
+    assert run.summary_counts(summary) == {"passed": 78, "skipped": 1}
+
+
+def test_no_network_refuses_sockets_and_apt():
+    with run.no_network():
+        with pytest.raises(run.NetworkUsed):
+            socket.socket()
+        with pytest.raises(run.NetworkUsed):
+            subprocess.run(["apt-get", "download", "x"])
+        assert subprocess.run(["true"]).returncode == 0
+    socket.socket().close()  # restored
+
+
+def _cached(spec: str) -> bool:
+    from harness import kernels
+
+    try:
+        kernels.resolve(spec, fetch=False, progress=False)
+    except kernels.KernelError:
+        return False
+    return True
+
+
+def test_b4_measurements_run(tmp_path):
+    if not _cached("6.12"):
+        pytest.skip("kernel 6.12 is not cached (python -m harness kernels fetch 6.12)")
+    inproc = run.measure_resolve_in_process("6.12", 2)
+    assert len(inproc["times"]) == 2 and inproc["kernel"].startswith("6.12.")
+    fresh = run.measure_resolve_fresh_process("6.12", 1, tmp_path)
+    assert fresh["apt_called"] == "" and len(fresh["times"]) == 1
+
+
+def test_table_writer(tmp_path):
+    machine = {"cpu_model": "cpu", "cpus": 2, "memory": "1 kB", "accel": "tcg", "accel_reason": "forced",
+               "host_kernel": "6.18", "python": "3.11", "qemu": "QEMU 7.2", "vng": "1.42",
+               "kernels": {"6.1": {"name": "6.1.192", "release": "6.1.0-56-amd64"}},
+               "git_commit": "abc", "date": "today", "load_at_start": [0.1, 0.2, 0.3]}
+    bench = run.Bench(tmp_path, quick=True, quiet_limit=0)
+    bench.measurements["x"] = {"load_before": [0.5, 0, 0], "quiet": True, "lines": []}
+    bench.row("B1", "boot", 20.0, "s", baseline=18.0, baseline_what="vng", ratio=20 / 18,
+              target="ratio <= 1.15", met=True, labels=("x",))
+    bench.breakdown["B1 harness"] = {"udev settle": 16.9, "lines": ["a", "b"]}
+    md, js = run.write(bench.report(machine), tmp_path / "out")
+    text = md.read_text()
+    assert "| B1 | boot | 20.00 s | 18.00 s (vng) | 1.11 | ratio <= 1.15 | yes | 1 | 0.50 |" in text
+    assert "- udev settle: 16.90" in text
+    data = json.loads(js.read_text())
+    assert data["rows"][0]["met"] is True and "lines" not in data["measurements"]["x"]
