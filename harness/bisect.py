@@ -125,11 +125,24 @@ def bisect_list(targets: list[str], run: Callable[[str], StepResult],
 
 def bisect_catalog(good: str, bad: str, case: str, run: StepRunner,
                    on_step: Callable[[StepResult], None] = lambda s: None,
-                   names: list[str] | None = None, good_outcome: str | None = None) -> BisectResult:
+                   names: list[str] | None = None, good_outcome: str | None = None,
+                   source: str | None = None) -> BisectResult:
+    """Bisect over catalog kernels; names (tests) replaces the catalog.
+
+    source limits the kernels to one catalog source ("debian",
+    "ubuntu-mainline", "any"); by default the source both ends share, so a
+    bisect between two Debian kernels does not wander into mainline builds a
+    Debian-only machine cannot fetch.
+    """
     if names is None:
         from harness.kernels.catalog import load_catalog  # noqa: PLC0415 - keep import light
 
-        names = load_catalog().names()
+        entries = load_catalog().entries
+        by_name = {e.name: e.source for e in entries}
+        if source is None and by_name.get(good) and by_name.get(good) == by_name.get(bad):
+            source = by_name[good]
+        names = [e.name for e in entries if source in (None, "any") or e.source == source
+                 or e.name in (good, bad)]
     case = strip_kernel(case, names)
     targets = catalog_range(good, bad, names)
     return bisect_list(targets, lambda k: run(k, k, with_kernel(case, k)), on_step, good_outcome)

@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--bad", required=True, metavar="K2", help="catalog kernel (or commit) with the new outcome")
     p.add_argument("--good-outcome", metavar="OUTCOME",
                    help="the outcome at --good (passed, skipped, ...); saves running it")
+    p.add_argument("--catalog-source", choices=("debian", "ubuntu-mainline", "any"), default=None,
+                   help="which catalog kernels to step through (default: the source --good and --bad share)")
     p.add_argument("--source", type=Path, metavar="DIR",
                    help="bisect this kernel git tree: build each commit with vng --build and boot it")
     p.add_argument("--config", type=Path, metavar="FRAGMENT", help="config fragment for --source builds")
@@ -60,7 +62,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
                                        build_tree, _print_step, args.good_outcome)
         else:
             result = bisect.bisect_catalog(args.good, args.bad, args.nodeid, runner, _print_step,
-                                           good_outcome=args.good_outcome)
+                                           good_outcome=args.good_outcome, source=args.catalog_source)
     except BisectError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -83,6 +83,15 @@ def test_node_id_may_carry_a_kernel_and_params_keep_their_place():
     assert fake.ran[0][1] == "6.1.190" and len(fake.ran) >= 2
 
 
+def test_real_catalog_stays_within_the_source_of_both_ends(monkeypatch):
+    fake = Fake(_series_change("6.12.107"))
+    result = bisect.bisect_catalog("6.1.190", "6.12.111", CASE, fake)
+    assert result.first_changed == "6.12.107"
+    assert all(k.startswith(("6.1.", "6.12.")) for _, k, _ in fake.ran)
+    with pytest.raises(KeyError):  # with mainline builds the search lands on 6.6/6.8, absent from the fake
+        bisect.bisect_catalog("6.1.190", "6.12.111", CASE, Fake(_series_change("6.12.107")), source="any")
+
+
 def test_unknown_kernel_names_the_choices():
     with pytest.raises(BisectError, match="6.9.1 not in the catalog"):
         bisect.bisect_catalog("6.1.190", "6.9.1", CASE, Fake({}), names=CATALOG)
