@@ -197,10 +197,10 @@ class Bench:
     def log(self, text: str) -> None:
         print(text, flush=True)
 
-    def measure(self, label: str, cmd: list[str], *, vm: bool = True, env=None) -> dict:
-        """One run of cmd; VM runs wait for a quiet machine first. Kept under label."""
-        quiet = wait_quiet(self.quiet_limit, log=self.log) if vm else {
-            "quiet": None, "waited": 0.0, "load": [round(x, 2) for x in os.getloadavg()]}
+    def measure(self, label: str, cmd: list[str], *, env=None) -> dict:
+        """One run of cmd, after waiting for a quiet machine; kept under label."""
+        # Host-only runs wait too: other sessions' VMs eat the same two cores.
+        quiet = wait_quiet(self.quiet_limit, log=self.log)
         self.log(f"{label}: {' '.join(cmd)}")
         r = timed_run(cmd, self.out / "logs" / f"{label}.log", env=env or vng_env(self.home))
         r["load_before"] = quiet["load"]
@@ -250,19 +250,24 @@ class Bench:
                  labels=("b1-harness", "b1-vng-floor"))
         self.breakdown["B1 harness"] = self._harness_breakdown(h)
         self.breakdown["B1 vng floor (--verbose)"] = self._vng_breakdown(verbose)
-        if not self.quick:
-            # What two cheap launcher changes would save, on the bare floor.
-            exp1 = self.vng("b1-exp-force-9p", image, ["true"], extra=["--force-9p"])
-            exp2 = self.vng("b1-exp-force-9p-blacklist", image, ["true"],
-                            extra=["--force-9p", "--verbose", "--append",
-                                   f"modprobe.blacklist={NEEDLESS_MODULES}"])
-            self.row("B1x", "experiment: floor with `--force-9p`", exp1["wall"], "s",
-                     baseline=floor["wall"], baseline_what="floor", ratio=exp1["wall"] / floor["wall"],
-                     labels=("b1-exp-force-9p",))
-            self.row("B1x", "experiment: floor with `--force-9p` + `modprobe.blacklist=` (q35 device modules)",
-                     exp2["wall"], "s", baseline=floor["wall"], baseline_what="floor",
-                     ratio=exp2["wall"] / floor["wall"], labels=("b1-exp-force-9p-blacklist",))
-            self.breakdown["B1x floor --force-9p + blacklist (--verbose)"] = self._vng_breakdown(exp2)
+
+    def b1x(self, image: Path) -> None:
+        """What two cheap launcher changes would save, on the bare floor (full runs only)."""
+        floor = self.measurements.get("b1-vng-floor")
+        verbose = self.measurements.get("b1-vng-floor-verbose")
+        if self.quick or floor is None or verbose is None:
+            return
+        exp1 = self.vng("b1-exp-force-9p", image, ["true"], extra=["--force-9p"])
+        exp2 = self.vng("b1-exp-force-9p-blacklist", image, ["true"],
+                        extra=["--force-9p", "--verbose", "--append",
+                               f"modprobe.blacklist={NEEDLESS_MODULES}"])
+        self.row("B1x", "experiment: floor with `--force-9p`", exp1["wall"], "s",
+                 baseline=floor["wall"], baseline_what="floor", ratio=exp1["wall"] / floor["wall"],
+                 labels=("b1-exp-force-9p",))
+        self.row("B1x", "experiment: floor with `--force-9p` + `modprobe.blacklist=` (q35 device modules)",
+                 exp2["wall"], "s", baseline=verbose["wall"], baseline_what="floor with --verbose",
+                 ratio=exp2["wall"] / verbose["wall"], labels=("b1-exp-force-9p-blacklist",))
+        self.breakdown["B1x floor --force-9p + blacklist (--verbose)"] = self._vng_breakdown(exp2)
 
     def _harness_breakdown(self, r: dict) -> dict:
         """Host timestamps of the harness's own lines plus the guest's console markers."""
@@ -404,24 +409,27 @@ class Bench:
 
     def b4(self) -> None:
         reps = 3 if self.quick else 7
+        quiet = wait_quiet(self.quiet_limit, log=self.log)
         inproc = measure_resolve_in_process("6.12", reps)
         fresh = measure_resolve_fresh_process("6.12", reps, Path(self.home))
+        for r in (inproc, fresh):
+            r.update(load_before=quiet["load"], quiet=quiet["quiet"])
         self.measurements["b4-in-process"] = inproc
         self.measurements["b4-fresh-process"] = fresh
         self.row("B4", "`resolve('6.12')` of a cached kernel, in-process, network cut off (median)",
-                 inproc["median"], "s", target="< 0.2 s", met=inproc["median"] < 0.2, n=reps)
+                 inproc["median"], "s", target="< 0.2 s", met=inproc["median"] < 0.2, n=reps, labels=("b4-in-process",))
         self.row("B4", "fresh process: import harness.kernels + resolve, mirrors unreachable, "
                  "apt-get shimmed (median)", fresh["median"], "s", target="< 0.2 s",
-                 met=fresh["median"] < 0.2, n=reps)
+                 met=fresh["median"] < 0.2, n=reps, labels=("b4-fresh-process",))
         self.row("B4", "same fresh process, whole `python -c` wall clock incl. interpreter start (median)",
-                 fresh["median_wall"], "s", n=reps)
+                 fresh["median_wall"], "s", n=reps, labels=("b4-fresh-process",))
 
     # B5 -----------------------------------------------------------------------
 
     def b5(self) -> None:
         reps = 1 if self.quick else 3
         runs = [self.measure(f"b5-host-{i}", [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "cases/"],
-                             vm=False, env=dict(os.environ)) for i in range(reps)]
+                             env=dict(os.environ)) for i in range(reps)]
         med = statistics.median(r["wall"] for r in runs)
         self.row("B5", f"cases/ natively on the host kernel {platform.release()} ({runs[0]['summary']})",
                  med, "s", n=reps, labels=tuple(f"b5-host-{i}" for i in range(reps)))
@@ -433,7 +441,7 @@ class Bench:
         prof = self.out / "host-collect.prof"
         cmd = [PYTHON, "-m", "cProfile", "-o", str(prof), "-m", "pytest", "-p", "no:cacheprovider",
                "--collect-only", "-q", "--kernel", "6.1", "bench/case_one.py"]
-        r = self.measure("host-profile-collect", cmd, vm=False, env=dict(os.environ))
+        r = self.measure("host-profile-collect", cmd, env=dict(os.environ))
         self.breakdown["host pytest --collect-only --kernel 6.1 (cProfile)"] = {
             "wall (under cProfile)": r["wall"], "top cumulative": top_cumulative(prof, 12)}
 
@@ -646,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, B3 on one kernel")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    ap.add_argument("--only", default="B1,B2,B3,B4,B5,profile", help="comma-separated subset")
+    ap.add_argument("--only", default="B1,B2,B3,B4,B5,profile,B1x", help="comma-separated subset")
     ap.add_argument("--quiet-limit", type=float, default=1200.0,
                     help="seconds to wait for a quiet machine before each VM measurement")
     args = ap.parse_args(argv)
@@ -660,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(out, args.quick, args.quiet_limit)
     steps = [("b4", bench.b4), ("b5", bench.b5), ("profile", bench.host_profile),
              ("b1", lambda: bench.b1(images["6.1"])), ("b2", lambda: bench.b2(images["6.1"])),
-             ("b3", lambda: bench.b3(images))]
+             ("b3", lambda: bench.b3(images)), ("b1x", lambda: bench.b1x(images["6.1"]))]
     for name, step in steps:
         if name in only:
             step()
