@@ -102,7 +102,7 @@ def pytest_configure(config):
     results = config.option.results_dir.resolve()
     vmcfg = VMConfig(accel=chosen.name, memory=config.option.vm_memory, cpus=config.option.vm_cpus,
                      boot_timeout=boot_timeout, test_timeout=config.option.vm_test_timeout,
-                     log_dir=results / "vm-logs")
+                     log_dir=results / "vm-logs", results_dir=results)
     config.stash[RUNNER] = Runner(config, config.stash[KERNELS], vmcfg)
     # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so VMs are reaped
     if threading.current_thread() is threading.main_thread():

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness import protocol, splat
@@ -71,7 +71,7 @@ class VMConfig:
     test_timeout: float = 300.0
     log_dir: Path = Path("results") / "vm-logs"
     append: tuple[str, ...] = ()
-    rwdirs: tuple[Path, ...] = field(default=())
+    results_dir: Path | None = None  # writable in the guest, as $HARNESS_RESULTS_DIR
     pyzip: Path | None = None  # see harness.pyzip
 
 
@@ -87,10 +87,14 @@ def find_vng() -> str:
 def guest_command(cfg: VMConfig) -> str:
     """The shell command vng runs in the guest: the agent, importing from tmpfs if it can."""
     agent = shlex.join([sys.executable, "-B", "-m", "harness.guest"])
+    env = []
+    if cfg.results_dir is not None:
+        env.append(f"HARNESS_RESULTS_DIR={shlex.quote(str(cfg.results_dir))}")
     if cfg.pyzip is None:
-        return agent
+        return " ".join([*env, "exec", agent])
     local = "/tmp/harness-python.zip"
-    return f"cp -- {shlex.quote(str(cfg.pyzip))} {local} && PYTHONPATH={local} exec {agent}"
+    return (f"cp -- {shlex.quote(str(cfg.pyzip))} {local} && "
+            + " ".join([*env, f"PYTHONPATH={local}", "exec", agent]))
 
 
 def vng_command(image: Path, cfg: VMConfig, cwd: Path) -> list[str]:
@@ -99,8 +103,8 @@ def vng_command(image: Path, cfg: VMConfig, cwd: Path) -> list[str]:
            "--cwd", str(cwd)]
     if cfg.accel == "tcg":
         cmd.append("--disable-kvm")
-    for d in cfg.rwdirs:
-        cmd += ["--rwdir", f"{d}={d}"]
+    if cfg.results_dir is not None:
+        cmd += ["--rwdir", f"{cfg.results_dir}={cfg.results_dir}"]
     for arg in cfg.append:
         cmd += ["--append", arg]
     return cmd + ["--", guest]

@@ -36,6 +36,8 @@ def test_misbehaving_guest_is_reported_and_run_goes_on(tmp_path):
     kernel = next(iter(by_name)).split("[")[1].rstrip("]")
     assert kernel.startswith("6.1."), by_name
     assert by_name[f"test_passes[{kernel}]"][0] == "passed"
+    artifact = tmp_path / "results" / f"artifact-{kernel}.txt"
+    assert artifact.read_text().startswith("6.1.0-")  # the guest's release, written from inside
     # assertion rewriting happened in the guest and the explanation reached the host
     outcome, message = by_name[f"test_fails[{kernel}]"]
     assert outcome == "failed" and "assert 42 == 43" in message
