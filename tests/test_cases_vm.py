@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
 import pytest
 
-from tests.vmtools import junit_outcomes, require_vm_host, run_pytest
+from tests.vmtools import junit_cases, require_vm_host, run_pytest
 
 pytestmark = pytest.mark.vm
 
@@ -22,21 +20,19 @@ def test_cases_pass_on_61_and_612_and_show_where_they_differ(tmp_path):
     proc = run_pytest(["--kernel", "6.1", "--kernel", "6.12", "-n", "2", "cases/"], tmp_path, timeout=1800)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    results = junit_outcomes(tmp_path / "junit.xml")
-    kernels = {nodeid.rsplit("[", 1)[1].rstrip("]").rsplit("-", 1)[-1] for nodeid in results}
+    cases = junit_cases(tmp_path / "junit.xml")
+    kernels = {kernel for _, kernel, _, _ in cases}  # the JUnit property of every test case
     assert len(kernels) == 2 and all(k.startswith(("6.1.", "6.12.")) for k in kernels), kernels
     k61 = next(k for k in kernels if k.startswith("6.1."))
     k612 = next(k for k in kernels if k.startswith("6.12."))
     for kernel, gated in ((k61, ONLY_612), (k612, ONLY_61)):
-        mine = {n: r for n, r in results.items() if n.endswith(f"{kernel}]")}
-        passed = [n for n, (o, _) in mine.items() if o == "passed"]
-        skipped = {n.split("[")[0]: m for n, (o, m) in mine.items() if o == "skipped"}
+        mine = [(nodeid, outcome, message) for nodeid, k, outcome, message in cases if k == kernel]
+        assert all(kernel in nodeid for nodeid, _, _ in mine)  # the kernel is part of every test id
+        passed = [nodeid for nodeid, outcome, _ in mine if outcome == "passed"]
+        skipped = {nodeid.split("[")[0]: message for nodeid, outcome, message in mine if outcome == "skipped"}
         assert len(passed) >= 30, f"{kernel}: only {len(passed)} passed"
+        assert len(passed) + len(skipped) == len(mine), [m for m in mine if m[1] not in ("passed", "skipped")]
         assert set(skipped) == set(gated), (kernel, skipped)
         for case, words in gated.items():
             assert words in skipped[case], (kernel, case, skipped[case])
-    # the kernel is a JUnit property of every test case
-    props = {p.get("value") for p in ET.parse(tmp_path / "junit.xml").getroot().iter("property")
-             if p.get("name") == "kernel"}
-    assert props == kernels
     assert "cases x kernels" in out  # the matrix at the end of the terminal summary

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -60,19 +61,16 @@ def test_misbehaving_guest_is_reported_and_run_goes_on(tmp_path):
 
 
 def _wait_for(proc, text: str, timeout: float) -> str:
-    seen = ""
+    """Read proc's output until text appears; the rest is read by a thread so nothing blocks."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     deadline = time.monotonic() + timeout
-    os.set_blocking(proc.stdout.fileno(), False)
-    while time.monotonic() < deadline:
-        chunk = proc.stdout.read()
-        if chunk:
-            seen += chunk
-            if text in seen:
-                return seen
-        if proc.poll() is not None:
-            break
+    while time.monotonic() < deadline and proc.poll() is None:
+        if text in "".join(lines):
+            return "".join(lines)
         time.sleep(0.5)
-    raise AssertionError(f"never saw {text!r}:\n{seen}")
+    raise AssertionError(f"never saw {text!r}:\n{''.join(lines)}")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])

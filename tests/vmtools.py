@@ -31,7 +31,12 @@ def run_pytest(args: list[str], tmp_path: Path, timeout: float = 900, **kw) -> s
 
 def junit_outcomes(path: Path) -> dict[str, tuple[str, str]]:
     """test id ('file.py::test[6.1.192]') -> (passed|failed|error|skipped, message)."""
-    out = {}
+    return {nodeid: (outcome, message) for nodeid, _, outcome, message in junit_cases(path)}
+
+
+def junit_cases(path: Path) -> list[tuple[str, str | None, str, str]]:
+    """(test id, kernel property, outcome, message) for every test case of a JUnit file."""
+    out = []
     for case in ET.parse(path).getroot().iter("testcase"):
         module = case.get("classname").replace(".", "/") + ".py"
         nodeid = f"{module}::{case.get('name')}"
@@ -42,7 +47,8 @@ def junit_outcomes(path: Path) -> dict[str, tuple[str, str]]:
                 outcome = {"failure": "failed"}.get(tag, tag)
                 message = (el.get("message") or "") + "\n" + (el.text or "")
                 break
-        out[nodeid] = (outcome, message)
+        kernel = next((p.get("value") for p in case.iter("property") if p.get("name") == "kernel"), None)
+        out.append((nodeid, kernel, outcome, message))
     return out
 
 
