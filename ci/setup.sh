@@ -14,8 +14,9 @@ SUDO=""
 # qemu-system-x86: the VMs; udev: virtme-ng's guest uses the host's udevd to
 # create its virtio ports (without it output and exit codes are lost); kmod:
 # depmod for extracted kernels; file: vng reads the kernel version with it;
-# libbpf1: the binding; busybox-static: vng's initramfs fallback.
-PKGS=(qemu-system-x86 udev kmod file libbpf1 busybox-static python3-venv
+# libbpf1: the binding; busybox-static: vng's initramfs fallback; chromium:
+# the screenshot test of the HTML report.
+PKGS=(qemu-system-x86 udev kmod file libbpf1 busybox-static python3-venv chromium
       python3-dev iproute2 procps)
 missing=()
 for p in "${PKGS[@]}"; do
