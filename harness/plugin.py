@@ -176,7 +176,8 @@ def pytest_sessionfinish(session):
     config = session.config
     runner = config.stash.get(RUNNER, None)
     if runner is not None:
-        runner.close()
+        # interrupted: the test in flight will not finish, so there is nothing to wait for
+        runner.close(graceful=session.exitstatus != pytest.ExitCode.INTERRUPTED)
         if hasattr(config, "workeroutput"):
             config.workeroutput["bpf_harness_vms"] = runner.booted
 

@@ -87,9 +87,13 @@ class Runner:
             note(self.config, f"guest imports go over 9p (slower): cannot build the module zip: {exc}")
             return vmcfg
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
+        """Power the VM off (session teardown runs in the guest), or just kill it."""
         if self.vm is not None:
-            self.vm.close()
+            if graceful:
+                self.vm.close()
+            else:
+                self.vm.kill()
             self.vm = None
 
     # -- tests --------------------------------------------------------------
