@@ -110,9 +110,23 @@ def timed_run(cmd: list[str], log_path: Path, *, env=None, timeout: float = 1800
                             stderr=subprocess.STDOUT, start_new_session=True)
     timer = threading.Timer(timeout, _kill_group, args=(proc,))
     timer.start()
+    # A line is stamped when its last visible byte arrived, not its newline: pytest -v
+    # writes "PASSED" and only ends the line when it next prints (after the VM shut down).
+    pending, pending_at = b"", None
     try:
-        for raw in proc.stdout:
-            lines.append((time.monotonic() - started, raw.decode(errors="replace").rstrip("\n")))
+        while chunk := os.read(proc.stdout.fileno(), 65536):
+            now = time.monotonic() - started
+            parts = chunk.split(b"\n")
+            for i, part in enumerate(parts):
+                if part.strip():
+                    pending_at = now
+                pending += part
+                if i < len(parts) - 1:  # a newline followed this part
+                    lines.append((now if pending_at is None else pending_at,
+                                  pending.decode(errors="replace")))
+                    pending, pending_at = b"", None
+        if pending:
+            lines.append((now if pending_at is None else pending_at, pending.decode(errors="replace")))
         rc = proc.wait()
     except BaseException:
         _kill_group(proc)  # Ctrl-C on the bench takes its VMs with it
@@ -184,8 +198,9 @@ def boot_phases(marks: dict[str, float]) -> dict[str, float]:
 
 
 class Bench:
-    def __init__(self, out: Path, quick: bool, quiet_limit: float):
+    def __init__(self, out: Path, quick: bool, quiet_limit: float, boot_kernel: str = "6.1"):
         self.out = out
+        self.boot_kernel = boot_kernel  # B1 and B2 boot this one
         self.quick = quick
         self.quiet_limit = quiet_limit
         self.home = tempfile.mkdtemp(prefix="bench-vng-home-")
@@ -229,22 +244,23 @@ class Bench:
             baseline_what: str = "", ratio=None, target: str = "", met=None, n: int = 1,
             labels: tuple[str, ...] = ()) -> None:
         loads = [self.measurements[l]["load_before"][0] for l in labels if l in self.measurements]
+        after = [self.measurements[l].get("load_after", [None])[0] for l in labels if l in self.measurements]
         quiet = [self.measurements[l]["quiet"] for l in labels if l in self.measurements]
         self.rows.append({
             "bench": bench, "what": what, "value": _round(value), "unit": unit,
             "baseline": _round(baseline), "baseline_what": baseline_what, "ratio": _round(ratio),
-            "target": target, "met": met, "n": n, "load_1min": loads,
+            "target": target, "met": met, "n": n, "load_1min": loads, "load_1min_after": after,
             "all_quiet": all(q is not False for q in quiet),
         })
 
     # B1 -----------------------------------------------------------------------
 
     def b1(self, image: Path) -> None:
-        h = self.harness_pytest("b1-harness", ["--kernel", "6.1", "bench/case_one.py"])
+        h = self.harness_pytest("b1-harness", ["--kernel", self.boot_kernel, "bench/case_one.py"])
         floor = self.vng("b1-vng-floor", image, ["true"])
         verbose = self.vng("b1-vng-floor-verbose", image, ["true"], extra=["--verbose"])
         ratio = h["wall"] / floor["wall"] if floor["rc"] == 0 else None
-        self.row("B1", "boot + 1 trivial test, `pytest --kernel 6.1`", h["wall"], "s",
+        self.row("B1", f"boot + 1 trivial test, `pytest --kernel {self.boot_kernel}`", h["wall"], "s",
                  baseline=floor["wall"], baseline_what="`vng --disable-kvm -r IMAGE -m 1G -p 2 -- true`",
                  ratio=ratio, target="ratio <= 1.15", met=ratio is not None and ratio <= 1.15,
                  labels=("b1-harness", "b1-vng-floor"))
@@ -268,6 +284,21 @@ class Bench:
                  exp2["wall"], "s", baseline=verbose["wall"], baseline_what="floor with --verbose",
                  ratio=exp2["wall"] / verbose["wall"], labels=("b1-exp-force-9p-blacklist",))
         self.breakdown["B1x floor --force-9p + blacklist (--verbose)"] = self._vng_breakdown(exp2)
+
+    def guest_startup(self, image: Path) -> None:
+        """The guest's Python phases, timed inside the guest (bench/guest_startup.py)."""
+        r = self.vng("guest-startup", image, [PYTHON, "-B", "bench/guest_startup.py"], extra=["--verbose"])
+        found = re.search(r'\{"uptime_at_python".*\}', "\n".join(line for _, line in r["lines"]))
+        marks = console_marks("\n".join(line for _, line in r["lines"]))
+        out: dict = {"wall": r["wall"]}
+        if found:
+            data = json.loads(found.group(0))
+            if "script" in marks:
+                out["virtme 'starting script' to Python running (exec over 9p)"] = round(
+                    data["uptime_at_python"] - marks["script"], 2)
+            out["import pytest"] = round(data["import_pytest"], 2)
+            out["pytest.main --collect-only, harness plugin autoloaded"] = round(data["pytest_main_collect_only"], 2)
+        self.breakdown["guest Python start-up (bench/guest_startup.py)"] = out
 
     def _harness_breakdown(self, r: dict) -> dict:
         """Host timestamps of the harness's own lines plus the guest's console markers."""
@@ -324,8 +355,8 @@ class Bench:
 
     def b2(self, image: Path) -> None:
         first = self._first_nodeid("bench/cases_trivial.py")
-        all_ = self.harness_pytest("b2-harness-200", ["--kernel", "6.1", "bench/cases_trivial.py"])
-        one = self.harness_pytest("b2-harness-1", ["--kernel", "6.1", first])
+        all_ = self.harness_pytest("b2-harness-200", ["--kernel", self.boot_kernel, "bench/cases_trivial.py"])
+        one = self.harness_pytest("b2-harness-1", ["--kernel", self.boot_kernel, first])
         loop = self.vng("b2-guest-loop", image, [PYTHON, "bench/guest_loop.py"])
         found = re.search(r'\{"tests".*\}', "\n".join(line for _, line in loop["lines"]))
         loop_ms = json.loads(found.group(0))["loop_seconds"] * 1000 / 200 if found else None
@@ -351,7 +382,7 @@ class Bench:
 
     def _first_nodeid(self, path: str) -> str:
         r = subprocess.run([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-                            "--kernel", "6.1", path], cwd=REPO, capture_output=True, text=True)
+                            "--kernel", self.boot_kernel, path], cwd=REPO, capture_output=True, text=True)
         ids = [line for line in r.stdout.splitlines() if "::" in line]
         if not ids:
             raise RuntimeError(f"collecting {path} with --kernel 6.1 found nothing:\n{r.stdout}{r.stderr}")
@@ -440,7 +471,7 @@ class Bench:
         """cProfile of the host pytest up to the point where it would boot (collect-only: no VM)."""
         prof = self.out / "host-collect.prof"
         cmd = [PYTHON, "-m", "cProfile", "-o", str(prof), "-m", "pytest", "-p", "no:cacheprovider",
-               "--collect-only", "-q", "--kernel", "6.1", "bench/case_one.py"]
+               "--collect-only", "-q", "--kernel", self.boot_kernel, "bench/case_one.py"]
         r = self.measure("host-profile-collect", cmd, env=dict(os.environ))
         self.breakdown["host pytest --collect-only --kernel 6.1 (cProfile)"] = {
             "wall (under cProfile)": r["wall"], "top cumulative": top_cumulative(prof, 12)}
@@ -612,13 +643,15 @@ def render_markdown(report: dict) -> str:
         f"- kernels: {ks}", f"- {m['qemu']}; vng {m['vng']}; Python {m['python']}",
         f"- git {m['git_commit']}{' (dirty)' if m.get('git_dirty') else ''}, {m['date']}, "
         f"load at start {m['load_at_start']}", "",
-        "| bench | what | value | baseline | ratio | target | met | N | 1-min load |",
+        "| bench | what | value | baseline | ratio | target | met | N | 1-min load before (after) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
         base = f"{_fmt(r['baseline'])} {r['unit']} ({r['baseline_what']})" if r["baseline"] is not None else ""
         met = {True: "yes", False: "**no**", None: ""}[r["met"]]
-        load = ", ".join(f"{x:.2f}" for x in r["load_1min"]) + ("" if r["all_quiet"] else " (busy)")
+        after = r.get("load_1min_after") or [None] * len(r["load_1min"])
+        load = ", ".join(f"{b:.2f}" + ("" if a is None else f" ({a:.2f})")
+                         for b, a in zip(r["load_1min"], after)) + ("" if r["all_quiet"] else " (busy)")
         lines.append(f"| {r['bench']} | {r['what']} | {_fmt(r['value'])} {r['unit']} | {base} | "
                      f"{_fmt(r['ratio'])} | {r['target']} | {met} | {r['n']} | {load} |")
     for title, parts in report["breakdown"].items():
@@ -653,8 +686,10 @@ def write(report: dict, out: Path) -> tuple[Path, Path]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, B3 on one kernel")
+    ap.add_argument("--kernel", default="6.1", metavar="SPEC",
+                    help="the kernel B1 and B2 boot (default 6.1; a built tree for the minimal kernel)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    ap.add_argument("--only", default="B1,B2,B3,B4,B5,profile,B1x", help="comma-separated subset")
+    ap.add_argument("--only", default="B1,B2,B3,B4,B5,profile,B1x,startup", help="comma-separated subset")
     ap.add_argument("--quiet-limit", type=float, default=1200.0,
                     help="seconds to wait for a quiet machine before each VM measurement")
     args = ap.parse_args(argv)
@@ -665,10 +700,12 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     images = {spec: kernels.resolve(spec, fetch=False, progress=False).image
               for spec in (("6.1",) if args.quick else ("6.1", "6.12"))}
-    bench = Bench(out, args.quick, args.quiet_limit)
+    boot_image = kernels.resolve(args.kernel, fetch=False, progress=False).image
+    bench = Bench(out, args.quick, args.quiet_limit, args.kernel)
     steps = [("b4", bench.b4), ("b5", bench.b5), ("profile", bench.host_profile),
-             ("b1", lambda: bench.b1(images["6.1"])), ("b2", lambda: bench.b2(images["6.1"])),
-             ("b3", lambda: bench.b3(images)), ("b1x", lambda: bench.b1x(images["6.1"]))]
+             ("b1", lambda: bench.b1(boot_image)), ("b2", lambda: bench.b2(boot_image)),
+             ("b3", lambda: bench.b3(images)), ("b1x", lambda: bench.b1x(boot_image)),
+             ("startup", lambda: bench.guest_startup(boot_image))]
     for name, step in steps:
         if name in only:
             step()

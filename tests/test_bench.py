@@ -90,3 +90,12 @@ def test_table_writer(tmp_path):
     assert "- udev settle: 16.90" in text
     data = json.loads(js.read_text())
     assert data["rows"][0]["met"] is True and "lines" not in data["measurements"]["x"]
+
+
+def test_timed_run_stamps_a_line_when_its_text_arrived(tmp_path):
+    # like pytest -v: the result is printed, the newline only comes with the next output
+    r = run.timed_run(["sh", "-c", "printf 'x PASSED'; sleep 0.5; printf '\\nnext\\n'"], tmp_path / "log")
+    (t1, first), (t2, second) = r["lines"]
+    assert (first, second) == ("x PASSED", "next") and r["rc"] == 0
+    assert t2 - t1 >= 0.4
+    assert (tmp_path / "log").read_text().startswith("# sh -c")
