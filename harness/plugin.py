@@ -40,7 +40,9 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--accel", choices=accel.CHOICES, default="auto",
                     help="kvm, tcg, or auto: KVM only where it really works (default auto)")
     group.addoption("--vm-memory", default="1G", help="guest memory (default 1G)")
-    group.addoption("--vm-cpus", type=int, default=2, help="guest vCPUs (default 2)")
+    group.addoption("--vm-cpus", type=int, default=None,
+                    help="guest vCPUs (default: the host's CPUs shared among the VMs that run "
+                         "at once, at most 2)")
     group.addoption("--vm-boot-timeout", type=float, default=None, metavar="SECONDS",
                     help="give up on a boot after this long (default 60 with KVM, 300 with TCG)")
     group.addoption("--vm-test-timeout", type=float, default=300.0, metavar="SECONDS",
@@ -100,13 +102,22 @@ def pytest_configure(config):
                      "about 10-20 s a boot (force with --accel)")
     boot_timeout = config.option.vm_boot_timeout or (60.0 if chosen.name == "kvm" else 300.0)
     results = config.option.results_dir.resolve()
-    vmcfg = VMConfig(accel=chosen.name, memory=config.option.vm_memory, cpus=config.option.vm_cpus,
+    vmcfg = VMConfig(accel=chosen.name, memory=config.option.vm_memory, cpus=_vm_cpus(config),
                      boot_timeout=boot_timeout, test_timeout=config.option.vm_test_timeout,
                      log_dir=results / "vm-logs", results_dir=results)
     config.stash[RUNNER] = Runner(config, config.stash[KERNELS], vmcfg)
     # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so VMs are reaped
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _vm_cpus(config) -> int:
+    """Parallel VMs share the host: under TCG two 2-vCPU guests on 2 cores were no faster
+    together than one after the other (bench B3)."""
+    if config.option.vm_cpus:
+        return config.option.vm_cpus
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    return max(1, min(2, (os.cpu_count() or 1) // workers))
 
 
 def _raise_interrupt(signum, frame):
