@@ -92,6 +92,29 @@ def wait_quiet(limit: float, *, poll: float = 10.0, log=print) -> dict:
         time.sleep(poll)
 
 
+def qemu_count() -> int:
+    return len(subprocess.run(["pgrep", "-f", "qemu-system"], capture_output=True, text=True).stdout.split())
+
+
+class Watch:
+    """Samples, while a measurement runs, how many QEMUs run and the peak 1-minute load."""
+
+    def __init__(self, every: float = 2.0):
+        self.max_qemu, self.peak_load = 0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self.max_qemu = max(self.max_qemu, qemu_count())
+            self.peak_load = max(self.peak_load, os.getloadavg()[0])
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def vng_env(home: str) -> dict[str, str]:
     """vng calls virtme-run through a shell (venv bin on PATH); a private HOME keeps user config out."""
     env = dict(os.environ)
@@ -217,13 +240,21 @@ class Bench:
         # Host-only runs wait too: other sessions' VMs eat the same two cores.
         quiet = wait_quiet(self.quiet_limit, log=self.log)
         self.log(f"{label}: {' '.join(cmd)}")
-        r = timed_run(cmd, self.out / "logs" / f"{label}.log", env=env or vng_env(self.home))
+        watch = Watch()
+        try:
+            r = timed_run(cmd, self.out / "logs" / f"{label}.log", env=env or vng_env(self.home))
+        finally:
+            watch.stop()
+        # Quiet at the start proves little: another session may boot a VM mid-run.
+        r["max_qemu_during"] = watch.max_qemu
+        r["peak_load_during"] = round(watch.peak_load, 2)
         r["load_before"] = quiet["load"]
         r["load_after"] = [round(x, 2) for x in os.getloadavg()]
         r["quiet"] = quiet["quiet"]
         r["waited_for_quiet"] = quiet["waited"]
         r["summary"] = pytest_summary(r["lines"])
-        self.log(f"  {r['wall']:.1f} s, exit {r['rc']}, load {r['load_before'][0]:.2f}: {r['summary']}")
+        self.log(f"  {r['wall']:.1f} s, exit {r['rc']}, load {r['load_before'][0]:.2f}, at most "
+                 f"{r['max_qemu_during']} QEMU during the run: {r['summary']}")
         self.measurements[label] = r
         return r
 
@@ -245,11 +276,13 @@ class Bench:
             labels: tuple[str, ...] = ()) -> None:
         loads = [self.measurements[l]["load_before"][0] for l in labels if l in self.measurements]
         after = [self.measurements[l].get("load_after", [None])[0] for l in labels if l in self.measurements]
+        qemus = [self.measurements[l].get("max_qemu_during") for l in labels if l in self.measurements]
         quiet = [self.measurements[l]["quiet"] for l in labels if l in self.measurements]
         self.rows.append({
             "bench": bench, "what": what, "value": _round(value), "unit": unit,
             "baseline": _round(baseline), "baseline_what": baseline_what, "ratio": _round(ratio),
             "target": target, "met": met, "n": n, "load_1min": loads, "load_1min_after": after,
+            "max_qemu_during": qemus,
             "all_quiet": all(q is not False for q in quiet),
         })
 
@@ -657,8 +690,8 @@ def render_markdown(report: dict) -> str:
         f"- kernels: {ks}", f"- {m['qemu']}; vng {m['vng']}; Python {m['python']}",
         f"- git {m['git_commit']}{' (dirty)' if m.get('git_dirty') else ''}, {m['date']}, "
         f"load at start {m['load_at_start']}", "",
-        "| bench | what | value | baseline | ratio | target | met | N | 1-min load before (after) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| bench | what | value | baseline | ratio | target | met | N | 1-min load before (after) | QEMUs seen |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
         base = f"{_fmt(r['baseline'])} {r['unit']} ({r['baseline_what']})" if r["baseline"] is not None else ""
@@ -666,8 +699,9 @@ def render_markdown(report: dict) -> str:
         after = r.get("load_1min_after") or [None] * len(r["load_1min"])
         load = ", ".join(f"{b:.2f}" + ("" if a is None else f" ({a:.2f})")
                          for b, a in zip(r["load_1min"], after)) + ("" if r["all_quiet"] else " (busy)")
+        qemus = ", ".join("" if q is None else str(q) for q in r.get("max_qemu_during", []))
         lines.append(f"| {r['bench']} | {r['what']} | {_fmt(r['value'])} {r['unit']} | {base} | "
-                     f"{_fmt(r['ratio'])} | {r['target']} | {met} | {r['n']} | {load} |")
+                     f"{_fmt(r['ratio'])} | {r['target']} | {met} | {r['n']} | {load} | {qemus} |")
     for title, parts in report["breakdown"].items():
         lines += ["", f"## {title}", ""]
         for k, v in parts.items():

@@ -80,13 +80,13 @@ def test_table_writer(tmp_path):
                "kernels": {"6.1": {"name": "6.1.192", "release": "6.1.0-56-amd64"}},
                "git_commit": "abc", "date": "today", "load_at_start": [0.1, 0.2, 0.3]}
     bench = run.Bench(tmp_path, quick=True, quiet_limit=0)
-    bench.measurements["x"] = {"load_before": [0.5, 0, 0], "quiet": True, "lines": []}
+    bench.measurements["x"] = {"load_before": [0.5, 0, 0], "quiet": True, "lines": [], "max_qemu_during": 2}
     bench.row("B1", "boot", 20.0, "s", baseline=18.0, baseline_what="vng", ratio=20 / 18,
               target="ratio <= 1.15", met=True, labels=("x",))
     bench.breakdown["B1 harness"] = {"udev settle": 16.9, "lines": ["a", "b"]}
     md, js = run.write(bench.report(machine), tmp_path / "out")
     text = md.read_text()
-    assert "| B1 | boot | 20.00 s | 18.00 s (vng) | 1.11 | ratio <= 1.15 | yes | 1 | 0.50 |" in text
+    assert "| B1 | boot | 20.00 s | 18.00 s (vng) | 1.11 | ratio <= 1.15 | yes | 1 | 0.50 | 2 |" in text
     assert "- udev settle: 16.90" in text
     data = json.loads(js.read_text())
     assert data["rows"][0]["met"] is True and "lines" not in data["measurements"]["x"]
