@@ -80,6 +80,8 @@ class Recorder:
         results_dir = getattr(option, "results_dir", None) or Path("results")
         # resolved now: a test may chdir before the session ends
         self.path = Path(option.results_json or Path(results_dir) / "results.json").resolve()
+        self.explicit = bool(option.results_json) or Path(results_dir) != Path("results")
+        self.writable = True
         self.cases: dict[str, CaseRecord] = {}
         self.meta = RunMeta(
             started=_now(), finished=None, host=socket.gethostname(),
@@ -137,8 +139,13 @@ class Recorder:
         try:
             records.dump(self.run_record(complete=False), self.path)
         except OSError as e:
-            raise pytest.UsageError(f"cannot write the results file {self.path}: {e.strerror}; "
-                                    "pass a writable --results-json or --results-dir") from None
+            message = (f"cannot write the results file {self.path}: {e.strerror}; "
+                       "pass a writable --results-json or --results-dir")
+            if self.explicit:
+                raise pytest.UsageError(message) from None
+            # the default place (a read-only checkout, say) must not stop a plain run
+            self.writable = False
+            session.config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
 
     def pytest_runtest_logreport(self, report):
         kernel = self._kernel_of(report)
@@ -168,7 +175,8 @@ class Recorder:
         self.meta.finished = _now()
         self.meta.exit_status = int(exitstatus)
         self.final = self.run_record(complete)
-        records.dump(self.final, self.path)
+        if self.writable:
+            records.dump(self.final, self.path)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter):
@@ -182,6 +190,8 @@ class Recorder:
             terminalreporter.section("cases x kernels")
             for line in matrix.render_text(m).splitlines():
                 terminalreporter.write_line(line)
+        if not self.writable:
+            return
         state = "" if run.complete else " (INCOMPLETE: the run did not finish)"
         terminalreporter.write_line(f"results: {self.path}{state}")
 

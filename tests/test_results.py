@@ -164,3 +164,27 @@ def test_nothing_is_recorded_by_xdist_workers(tmp_path):
     assert files == ["results.json"]
     run = records.load(tmp_path / "results" / "results.json")
     assert sorted(c.outcome for c in run.cases) == ["passed", "skipped"]
+
+
+def test_unwritable_default_results_dir_warns_and_runs(tmp_path):
+    """A plain `pytest` in a read-only place (a VM's 9p root, a read-only checkout) still runs."""
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot make a directory unwritable")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "test_one.py").write_text("def test_one():\n    pass\n")
+    ro.chmod(0o555)
+    drop = "-dac_override,-dac_read_search"
+    prefix = ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", "--"] if os.geteuid() == 0 else []
+    try:
+        r = subprocess.run([*prefix, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_one.py"],
+                           cwd=ro, capture_output=True, text=True, timeout=120)
+    finally:
+        ro.chmod(0o755)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 passed" in r.stdout and "cannot write the results file" in r.stdout
+    assert not (ro / "results").exists()
