@@ -119,8 +119,17 @@ class Runner:
         try:
             vm = self.vm_for(name, item.session)
         except VMBootError as exc:
-            self.boot_errors[name] = str(exc)
-            raise VMLost("boot failed", str(exc), None) from None
+            if not exc.exited:
+                self.boot_errors[name] = str(exc)
+                raise VMLost("boot failed", str(exc), None) from None
+            # a guest that died while booting (seen: udevd crashing under TCG,
+            # about 1 boot in 20) gets one more try before its tests are lost
+            note(self.config, f"{name} died while booting; trying once more")
+            try:
+                vm = self.vm_for(name, item.session)
+            except VMBootError as again:
+                self.boot_errors[name] = f"{exc}\n\n--- second try ---\n{again}"
+                raise VMLost("boot failed twice", self.boot_errors[name], None) from None
         if item.nodeid not in vm.ready.nodeids:
             errors = "\n".join(vm.ready.collect_errors) or "(no collection errors)"
             return _synthetic(item, f"{item.nodeid} was not collected inside the {name} "

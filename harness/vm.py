@@ -58,6 +58,10 @@ class VMError(Exception):
 class VMBootError(VMError):
     """The VM never reached the point where it could run tests."""
 
+    def __init__(self, message: str, exited: bool = False):
+        super().__init__(message)
+        self.exited = exited  # it died rather than hung: worth one more try
+
 
 class VMLost(VMError):
     """The VM died or stopped answering while it was running a test."""
@@ -107,7 +111,9 @@ def guest_command(cfg: VMConfig) -> str:
 
 def vng_command(image: Path, cfg: VMConfig, cwd: Path) -> list[str]:
     guest = guest_command(cfg)
-    cmd = [find_vng(), "--verbose", "-r", str(image), "-m", cfg.memory, "-p", str(cfg.cpus),
+    # --force-9p: 9p is where vng ends up here anyway; asking first costs a
+    # failed virtiofsd probe of about 3 s per boot (bench B1)
+    cmd = [find_vng(), "--verbose", "--force-9p", "-r", str(image), "-m", cfg.memory, "-p", str(cfg.cpus),
            "--cwd", str(cwd)]
     if cfg.accel == "tcg":
         cmd.append("--disable-kvm")
@@ -167,7 +173,8 @@ class VM:
                 hint = "\nIf KVM does not really work on this host, rerun with --accel tcg."
             raise VMBootError(
                 f"kernel {self.kernel.name} did not come up: {lost.reason}{hint}\n"
-                f"full console: {self.log_path}\n--- console (last lines) ---\n{lost.console}"
+                f"full console: {self.log_path}\n--- console (last lines) ---\n{lost.console}",
+                exited=not lost.reason.startswith("no answer"),
             ) from None
         if isinstance(msg, protocol.Fatal):
             self.kill()
