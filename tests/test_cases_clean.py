@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from harness import libbpf as L
-from harness.fixtures import bpf_privileges  # noqa: F401 - fixture
 
 REPO = Path(__file__).resolve().parent.parent
 

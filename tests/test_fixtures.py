@@ -9,9 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
-from harness.fixtures import bpf_privileges  # noqa: F401 - fixture
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,6 @@ import pytest
 from packaging.version import Version
 
 from harness import fixtures, gates
-from harness.fixtures import bpf_privileges  # noqa: F401 - fixture
 from harness.gates import Gate
 
 

@@ -14,7 +14,6 @@ import pytest
 
 from harness import insn as I
 from harness import libbpf as L
-from harness.fixtures import bpf_privileges, bpffs, bpffs_root  # noqa: F401 - fixtures used below
 from harness.gates import kernel_version
 from harness.libbpf import BPFError, MapType, ProgType
 
