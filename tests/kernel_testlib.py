@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.kernels.catalog import load_catalog
+from harness.kernels.kernel import sha256_file as sha256  # noqa: F401 - re-exported to the tests
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = os.environ.get("HARNESS_TEST_PYTHON") or __import__("sys").executable
@@ -48,14 +49,6 @@ def real_deb(tmp_path_factory) -> Path:
         pytest.skip(f"apt-get download {e.package}={e.package_version} failed here: {r.stderr.strip()[-300:]}")
     _deb_cache["deb"] = debs[0]
     return debs[0]
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Archive:
