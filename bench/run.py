@@ -642,7 +642,8 @@ def top_cumulative(prof: Path, count: int) -> list[str]:
 
 
 def machine_info() -> dict:
-    from harness import accel, kernels  # noqa: PLC0415
+    from harness import kernels  # noqa: PLC0415
+    from harness.vm import accel  # noqa: PLC0415
 
     def first(path: str, key: str) -> str:
         try:

@@ -1,7 +1,7 @@
 """Cases-wide rules: every case needs bpf() and must leave no BPF object behind.
 
 The fixtures themselves (bpf_privileges, bpf_leak_guard, bpffs, cgroup2)
-come from harness.fixtures, which the harness plugin loads.
+come from harness.bpf.fixtures, which the harness plugin loads.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from harness import btf
+from harness.bpf import btf
 from harness import libbpf as L
 from harness.libbpf import BPFError, MapType
 
@@ -186,7 +186,7 @@ def test_arena(close_later):
 
 def test_arena_is_unknown_before_6_9():
     """The other side of the ARENA gate: older kernels refuse the type number itself."""
-    from harness.gates import kernel_version
+    from harness.bpf.gates import kernel_version
 
     if kernel_version(os.uname().release) >= kernel_version("6.9"):
         pytest.skip("kernel has ARENA maps (>= 6.9)")

@@ -1,6 +1,6 @@
 """Command line of the harness: `python -m harness SUBCOMMAND ...`; each subcommand lives in its own module.
 
-To add one (report, bisect, ...): write harness/cli_<name>.py with
+To add one (report, bisect, ...): write harness/cli/<name>.py with
 `register(subparsers)` that adds its parser and sets `func`, and list it in
 SUBCOMMANDS.
 """
@@ -12,9 +12,9 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "kernels": "harness.cli_kernels",
-    "report": "harness.cli_report",
-    "bisect": "harness.cli_bisect",
+    "kernels": "harness.cli.kernels",
+    "report": "harness.cli.report",
+    "bisect": "harness.cli.bisect",
 }
 
 

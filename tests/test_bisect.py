@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import bisect
-from harness.bisect import BisectError, StepResult
+from harness.report import bisect
+from harness.report.bisect import BisectError, StepResult
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ["6.1.170", "6.1.176", "6.1.187", "6.1.190", "6.1.192-1", "6.1.192",
@@ -78,8 +78,8 @@ def test_good_outcome_saves_the_first_run_and_reverse_order_works():
 
 def test_node_id_may_carry_a_kernel_and_params_keep_their_place():
     fake = Fake(_series_change("6.12.107"))
-    bisect.bisect_catalog("6.1.190", "6.12.107", "t.py::test_x[6.1.190-HASH]", fake, names=CATALOG)
-    assert [n for _, _, n in fake.ran] == [f"t.py::test_x[{k}-HASH]" for _, k, _ in fake.ran]
+    bisect.bisect_catalog("6.1.190", "6.12.107", "t.py::test_x[HASH-6.1.190]", fake, names=CATALOG)
+    assert [n for _, _, n in fake.ran] == [f"t.py::test_x[HASH-{k}]" for _, k, _ in fake.ran]
     assert fake.ran[0][1] == "6.1.190" and len(fake.ran) >= 2
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import records
+from harness.report import records
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "kernels.yml"

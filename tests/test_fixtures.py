@@ -1,4 +1,4 @@
-"""harness.fixtures in a child pytest run: the leak guard catches leaks, mounts and directories are cleaned up."""
+"""harness.bpf.fixtures in a child pytest run: the leak guard catches leaks, mounts and directories are cleaned up."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_leak_guard_and_cleanup(tmp_path, bpf_privileges):
     env = dict(os.environ, RECORD=str(record), PYTHONDONTWRITEBYTECODE="1",
                PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
     done = subprocess.run(
-        [sys.executable, "-B", "-m", "pytest", "-p", "harness.fixtures", "-p", "no:cacheprovider", "-q",
+        [sys.executable, "-B", "-m", "pytest", "-p", "harness.bpf.fixtures", "-p", "no:cacheprovider", "-q",
          "--rootdir", str(tmp_path), str(tmp_path)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
     out = done.stdout + done.stderr

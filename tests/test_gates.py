@@ -1,4 +1,4 @@
-"""harness.gates: version parsing, the skip-or-fail rule and marker handling."""
+"""harness.bpf.gates: version parsing, the skip-or-fail rule and marker handling."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 import pytest
 from packaging.version import Version
 
-from harness import fixtures, gates
-from harness.gates import Gate
+from harness.bpf import fixtures, gates
+from harness.bpf.gates import Gate
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.gates import kernel_version, newest_catalog_kernel
+from harness.bpf.gates import kernel_version, newest_catalog_kernel
 from tests.vmtools import run_pytest
 
 

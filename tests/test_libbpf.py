@@ -14,7 +14,7 @@ import pytest
 
 from harness import insn as I
 from harness import libbpf as L
-from harness.gates import kernel_version
+from harness.bpf.gates import kernel_version
 from harness.libbpf import BPFError, MapType, ProgType
 
 RET0 = I.program(I.mov64_imm(I.R0, 0), I.exit_())
@@ -65,15 +65,17 @@ def test_open_library_names_the_package():
 
 
 def test_missing_library_raises_on_first_use_not_import(monkeypatch):
-    monkeypatch.setattr(L, "_library", None)
-    monkeypatch.setattr(L, "LIBRARY", "libbpf-does-not-exist.so.1")
+    from harness.bpf import libbpf as binding
+
+    monkeypatch.setattr(binding, "_library", None)
+    monkeypatch.setattr(binding, "LIBRARY", "libbpf-does-not-exist.so.1")
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     with pytest.raises(L.LibbpfMissing, match=r"apt-get install libbpf1"):
         L.map_create(MapType.HASH, "x", 4, 4, 1)
 
 
 def test_import_does_not_open_the_library():
-    code = "import harness.libbpf as L, sys; sys.exit(0 if L._library is None else 1)"
+    code = "import harness.libbpf, harness.bpf.libbpf as b, sys; sys.exit(0 if b._library is None else 1)"
     assert subprocess.run([sys.executable, "-B", "-c", code], check=False).returncode == 0
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix, records
-from harness.cli_report import merged_record
+from harness.report import matrix, records
+from harness.cli.report import merged_record
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = Path(__file__).parent / "data" / "runs"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import preflight
+from harness.vm import preflight
 
 ROOT = Path(__file__).resolve().parent.parent
 

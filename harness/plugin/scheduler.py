@@ -1,6 +1,6 @@
 """pytest-xdist scheduling by kernel: one kernel's tests go to one worker, so each kernel boots once.
 
-A scope is the kernel of the test id::
+A scope is the kernel of the test id (harness.ids)::
 
     cases/test_maps.py::test_origin_hash_map[6.1.192]      -> "6.1.192"
     cases/test_verifier.py::test_rejected[r0-6.12.117]     -> "6.12.117"
@@ -15,20 +15,19 @@ import zlib
 
 from xdist.scheduler import LoadScopeScheduling
 
+from harness import ids
+
 
 class KernelScheduling(LoadScopeScheduling):
     def __init__(self, config, log=None, *, kernels: list[str], shards: int = 1):
         super().__init__(config, log)
-        # longest first: "6.1.192-1" must win over "6.1.192"
-        self.kernels = sorted(kernels, key=len, reverse=True)
+        self.kernels = kernels
         self.shards = shards
 
     def _split_scope(self, nodeid: str) -> str:
-        params = nodeid[nodeid.rfind("[") + 1:-1] if nodeid.endswith("]") else ""
-        for name in self.kernels:
-            if params == name or params.endswith(f"-{name}") or params.startswith(f"{name}-") \
-                    or f"-{name}-" in params:
-                if self.shards == 1:
-                    return name
-                return f"{name}#{zlib.crc32(nodeid.encode()) % self.shards}"
-        return nodeid  # not a VM test: schedule it on its own
+        name = ids.split(nodeid, self.kernels)[1]
+        if name is None:
+            return nodeid  # a test marked to run on the host: schedule it on its own
+        if self.shards == 1:
+            return name
+        return f"{name}#{zlib.crc32(nodeid.encode()) % self.shards}"

@@ -1,9 +1,11 @@
-"""Record a pytest run into a results file (harness.records schema) and end the terminal summary with a cases x kernels matrix.
+"""Record a pytest run into a results file (harness.report.records schema) and end the terminal summary with a cases x kernels matrix.
 
-Active on the controller (or the only pytest process); it does nothing inside a
-guest or in an xdist worker, whose reports reach the controller anyway.
+Active on the controller (or the only pytest process) of a run that records
+(``--kernel``, a results option or the ``bpf_results_dir`` ini option: see
+``harness.plugin.rundir``); it does nothing inside a guest or in an xdist
+worker, whose reports reach the controller anyway.
 
-    pytest --kernel 6.1 --kernel 6.12 cases/                 # -> results/results.json
+    pytest --kernel 6.1 --kernel 6.12 cases/        # -> results/<time>-<pid>/results.json
     pytest --results-json out/run.json --results-label ci-6.1 ...
 
 The file is written atomically at session start as a placeholder with
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 import socket
 import subprocess
 from importlib import metadata
@@ -25,8 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import records
-from harness.records import CaseRecord, KernelRecord, RunMeta, RunRecord
+from harness import ids
+from harness.plugin import reportattrs, rundir
+from harness.plugin.roles import records_results, vm_mode
+from harness.report import records
+from harness.report.records import CaseRecord, KernelRecord, RunMeta, RunRecord
 
 # exit codes after which the session saw every selected test
 _FINISHED = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
@@ -34,21 +38,10 @@ _MESSAGE_CHARS = 600
 _LOG_CHARS = 2000
 
 
-def pytest_addoption(parser):
-    group = parser.getgroup("bpf-harness")
-    group.addoption("--results-json", type=Path, default=None, metavar="PATH",
-                    help="write the run's results here (default: <--results-dir>/results.json)")
-    group.addoption("--results-label", default=None, metavar="TEXT",
-                    help="a label stored in the results file, e.g. the CI job name")
-
-
 def pytest_configure(config):
-    if getattr(config.option, "harness_guest_kernel", None) or hasattr(config, "workerinput"):
-        return
-    if config.option.collectonly:
-        return  # nothing runs: a file would only hide the last real run's
-    if not config.pluginmanager.has_plugin("bpf-harness-recorder"):
-        config.pluginmanager.register(Recorder(config), "bpf-harness-recorder")
+    if not records_results(config) or config.option.collectonly or not rundir.recording(config):
+        return  # collect-only runs nothing: a file would only hide the last real run's
+    config.pluginmanager.register(Recorder(config), "bpf-harness-recorder")
 
 
 def _now() -> str:
@@ -77,32 +70,26 @@ class Recorder:
     def __init__(self, config):
         self.config = config
         option = config.option
-        results_dir = getattr(option, "results_dir", None) or Path("results")
         # resolved now: a test may chdir before the session ends
-        self.path = Path(option.results_json or Path(results_dir) / "results.json").resolve()
-        self.explicit = bool(option.results_json) or Path(results_dir) != Path("results")
-        self.writable = True
+        self.path = (option.results_json or rundir.run_dir(config) / "results.json").resolve()
+        self.vm_kernels: dict = {}  # name -> harness.kernels.Kernel
+        self.boots: list = []  # harness.vm.launcher.BootRecord
         self.cases: dict[str, CaseRecord] = {}
         self.meta = RunMeta(
             started=_now(), finished=None, host=socket.gethostname(),
             host_kernel=os.uname().release, harness_version=_harness_version(),
             git_commit=_git_commit(config.rootpath), args=list(config.invocation_params.args),
-            mode="vm" if self._vm_kernels() else "host", label=option.results_label,
+            mode="vm" if vm_mode(config) else "host", label=option.results_label,
         )
         self.final: RunRecord | None = None
 
     # -- what the run is about ---------------------------------------------
 
-    def _vm_kernels(self) -> dict:
-        from harness import plugin  # noqa: PLC0415 - plugin imports this module
+    def pytest_bpf_kernels_resolved(self, kernels):
+        self.vm_kernels = kernels
 
-        return self.config.stash.get(plugin.KERNELS, {}) if self.config.option.bpf_kernels else {}
-
-    def _booted(self) -> list[dict]:
-        from harness import plugin  # noqa: PLC0415
-
-        runner = self.config.stash.get(plugin.RUNNER, None)
-        return list(runner.booted) if runner is not None else []
+    def pytest_bpf_vm_booted(self, boot):
+        self.boots.append(boot)
 
     def _host_kernel(self) -> KernelRecord:
         u = os.uname()
@@ -111,18 +98,17 @@ class Recorder:
 
     def kernels(self) -> list[KernelRecord]:
         out = []
-        booted = self._booted()
-        for name, k in self._vm_kernels().items():
-            boots = [b for b in booted if b["kernel"] == name]
-            first = boots[0] if boots else {}
+        for name, k in self.vm_kernels.items():
+            boots = [b for b in self.boots if b.kernel == name]
+            first = boots[0] if boots else None
             # a local kernel is named by its release; --kernel needs the path again
             spec = k.origin if k.source in ("local", "build") else name
             out.append(KernelRecord(
-                name=name, spec=spec, release=first.get("release", k.release),
-                version=first.get("version"), source=k.source, sha256=k.sha256,
-                package=k.package, origin=k.origin, accel=first.get("accel"),
-                boot_seconds=first.get("boot_seconds"), boots=len(boots),
-                console_log=first.get("console_log"),
+                name=name, spec=spec, release=first.release if first else k.release,
+                version=first and first.version, source=k.source, sha256=k.sha256,
+                package=k.package, origin=k.origin, accel=first and first.accel,
+                boot_seconds=first and first.boot_seconds, boots=len(boots),
+                console_log=first and first.console_log,
             ))
         host = self._host_kernel()
         if not out or any(c.kernel == host.name for c in self.cases.values()):
@@ -139,20 +125,15 @@ class Recorder:
         try:
             records.dump(self.run_record(complete=False), self.path)
         except OSError as e:
-            message = (f"cannot write the results file {self.path}: {e.strerror}; "
-                       "pass a writable --results-json or --results-dir")
-            if self.explicit:
-                raise pytest.UsageError(message) from None
-            # the default place (a read-only checkout, say) must not stop a plain run
-            self.writable = False
-            session.config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
+            raise pytest.UsageError(f"cannot write the results file {self.path}: {e.strerror}; "
+                                    "pass a writable --results-json or --results-dir") from None
 
     def pytest_runtest_logreport(self, report):
         kernel = self._kernel_of(report)
         rec = self.cases.get(report.nodeid)
         if rec is None:
             rec = self.cases[report.nodeid] = CaseRecord(
-                case=records.case_id(report.nodeid, kernel if self.meta.mode == "vm" else None),
+                case=ids.case_of(report.nodeid, kernel if self.meta.mode == "vm" else None),
                 kernel=kernel, nodeid=report.nodeid, outcome="passed", duration=0.0)
         rec.duration = round(rec.duration + (report.duration or 0.0), 3)
         _apply(rec, report)
@@ -161,13 +142,8 @@ class Recorder:
             rec.reproduce = records.reproduce_line(rec.nodeid, spec or None)
 
     def _kernel_of(self, report) -> str:
-        for key, value in getattr(report, "user_properties", ()) or ():
-            if key == "kernel":
-                return value
-        for name in self._vm_kernels():
-            if report.nodeid.endswith((f"[{name}]", f"-{name}]")):
-                return name
-        return os.uname().release
+        return (reportattrs.read(report).kernel or ids.split(report.nodeid, self.vm_kernels)[1]
+                or os.uname().release)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
@@ -175,23 +151,21 @@ class Recorder:
         self.meta.finished = _now()
         self.meta.exit_status = int(exitstatus)
         self.final = self.run_record(complete)
-        if self.writable:
-            records.dump(self.final, self.path)
+        records.dump(self.final, self.path)
+        rundir.mark_latest(self.config)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter):
         run = self.final
         if run is None:
             return
-        from harness import matrix  # noqa: PLC0415 - only needed at the end
+        from harness.report import matrix  # noqa: PLC0415 - only needed at the end
 
         m = matrix.merge([run])
         if run.meta.mode == "vm" or len(m.kernels) > 1:
             terminalreporter.section("cases x kernels")
             for line in matrix.render_text(m).splitlines():
                 terminalreporter.write_line(line)
-        if not self.writable:
-            return
         state = "" if run.complete else " (INCOMPLETE: the run did not finish)"
         terminalreporter.write_line(f"results: {self.path}{state}")
 
@@ -199,6 +173,7 @@ class Recorder:
 def _apply(rec: CaseRecord, report) -> None:
     """Fold one phase's report into the case's record, as pytest's own summary counts it."""
     xfail = hasattr(report, "wasxfail")
+    extras = reportattrs.read(report)
     if report.when == "setup":
         if report.failed:
             rec.outcome = "error"
@@ -215,18 +190,17 @@ def _apply(rec: CaseRecord, report) -> None:
             rec.outcome = "xfailed" if xfail else "skipped"
             rec.skip_reason = rec.message = (report.wasxfail or None) if xfail else _skip_reason(report)
         else:
-            lost = getattr(report, "vm_lost", None)
-            rec.outcome = "vm-lost" if lost else "failed"
-            rec.vm_lost = lost or None
+            rec.outcome = "vm-lost" if extras.vm_lost else "failed"
+            rec.vm_lost = extras.vm_lost
             rec.message = _short(report)
-            rec.errno, rec.verifier_log = _bpf_details(report)
+            rec.errno = extras.bpf_errno
+            rec.verifier_log = extras.verifier_log and extras.verifier_log[:_LOG_CHARS]
     elif report.failed:  # teardown
         if rec.outcome not in ("failed", "vm-lost", "error"):
             rec.outcome = "error"
             rec.message = _short(report)
-    splat = getattr(report, "kernel_splat", None)
-    if splat:
-        rec.kernel_splat = str(splat)[:_LOG_CHARS]
+    if extras.kernel_splat:
+        rec.kernel_splat = extras.kernel_splat[:_LOG_CHARS]
 
 
 def _short(report) -> str:
@@ -244,27 +218,3 @@ def _skip_reason(report) -> str | None:
     else:
         reason = report.longreprtext or ""
     return reason.removeprefix("Skipped: ").strip() or None
-
-
-_ERRNO = re.compile(r"BPFError: [\w.]+: (E[A-Z0-9]+) \(")
-_LOG_HEAD = "verifier log (last lines):"
-
-
-def _bpf_details(report) -> tuple[str | None, str | None]:
-    """errno name and verifier-log excerpt: the report's own attributes if the
-    runner set them, else what the BPFError message shows in the traceback."""
-    errno = getattr(report, "bpf_errno", None)
-    log = getattr(report, "verifier_log", None)
-    text = report.longreprtext or ""
-    if errno is None and (m := _ERRNO.search(text)):
-        errno = m.group(1)
-    if log is None and _LOG_HEAD in text:
-        tail = text.split(_LOG_HEAD, 1)[1].splitlines()[1:]
-        kept = []
-        for line in tail:
-            body = line[1:] if line.startswith("E") else line  # pytest's "E   " prefix
-            if not body.startswith("  ") or not body.strip():
-                break
-            kept.append(body.strip())
-        log = "\n".join(kept) or None
-    return (str(errno) if errno else None), (str(log)[:_LOG_CHARS] if log else None)

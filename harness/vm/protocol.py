@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-VERSION = 1
+VERSION = 2
 
 
 class ProtocolError(Exception):
@@ -24,10 +24,11 @@ class ProtocolError(Exception):
 
 @dataclass
 class Start:
-    """Collect these pytest arguments for this kernel, then wait for Run."""
+    """Start pytest with the user's arguments, collect exactly these cases, then wait for Run."""
 
     args: list[str]
     kernel: str
+    collect: list[str]
 
 
 @dataclass
@@ -63,7 +64,6 @@ class Done:
 
     nodeid: str
     reports: list[dict]
-    splat: str | None = None
 
 
 @dataclass

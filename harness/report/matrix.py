@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from packaging.version import InvalidVersion, Version
 
-from harness.records import BAD, LETTERS, OUTCOMES, CaseRecord, KernelRecord, RunRecord
+from harness.report.records import BAD, LETTERS, OUTCOMES, CaseRecord, KernelRecord, RunRecord
 
 FAILING = frozenset({"failed", "error", "vm-lost"})
 # What was fine before: a change from one of these to FAILING is a regression.

@@ -11,7 +11,7 @@ then it is a regression or a kernel config gap, not an old kernel.
 Versions compare by major.minor only: Debian's "6.1.0-56-amd64" hides the
 real sublevel, and features arrive in minor releases.
 
-Register with ``-p harness.gates`` or ``config.pluginmanager.register(harness.gates)``.
+The plugin registers it; without the plugin, ``-p harness.bpf.gates``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from collections.abc import Callable
 import pytest
 from packaging.version import Version
 
-from harness import libbpf
-from harness.libbpf import MapType, ProgType
+from harness.bpf import probes
+from harness.bpf.uapi import MapType, ProgType
 
 # name -> (first kernel, config that provides it)
 MAP_TYPES: dict[str, tuple[str, str]] = {
@@ -125,7 +125,7 @@ def apply(gate: Gate, release: str) -> None:
     if gate.present is None:
         return
     # Without privileges every probe says no: that is a skip, not a regression.
-    from harness.fixtures import unavailable_reason  # noqa: PLC0415 - fixtures imports pytest machinery
+    from harness.bpf.fixtures import unavailable_reason  # noqa: PLC0415 - fixtures imports pytest machinery
 
     reason = unavailable_reason()
     if reason:
@@ -139,7 +139,7 @@ def _enum_name(value, enum_cls, table: dict, kind: str) -> str:
     name = value.name if isinstance(value, enum_cls) else str(value).upper()
     if name not in table:
         raise pytest.UsageError(f"unknown {kind} {value!r} in a requires marker; "
-                                f"known: {', '.join(sorted(table))} (add it to harness/gates.py)")
+                                f"known: {', '.join(sorted(table))} (add it to harness/bpf/gates.py)")
     return name
 
 
@@ -150,23 +150,23 @@ def gates_for(marker) -> list[Gate]:
         if key == "map_type":
             name = _enum_name(value, MapType, MAP_TYPES, "map type")
             first, config = MAP_TYPES[name]
-            gates.append(Gate(f"{name} maps", first, config, lambda t=MapType[name]: libbpf.probe_map_type(t)))
+            gates.append(Gate(f"{name} maps", first, config, lambda t=MapType[name]: probes.probe_map_type(t)))
         elif key == "prog_type":
             name = _enum_name(value, ProgType, PROG_TYPES, "program type")
             first, config = PROG_TYPES[name]
-            probe = None if name in UNPROBED_PROG_TYPES else (lambda t=ProgType[name]: libbpf.probe_prog_type(t))
+            probe = None if name in UNPROBED_PROG_TYPES else (lambda t=ProgType[name]: probes.probe_prog_type(t))
             gates.append(Gate(f"{name} programs", first, config, probe))
         elif key == "helper":
             prog, helper_id = value
             pname = _enum_name(prog, ProgType, PROG_TYPES, "program type")
             if helper_id not in HELPERS:
-                raise pytest.UsageError(f"no minimum kernel known for helper {helper_id}; add it to harness/gates.py")
+                raise pytest.UsageError(f"no minimum kernel known for helper {helper_id}; add it to harness/bpf/gates.py")
             hname, first, config = HELPERS[helper_id]
             prog_first, prog_config = PROG_TYPES[pname]
             first = max(first, prog_first, key=kernel_version)
             gates.append(Gate(f"calls to {hname}#{helper_id} from {pname} programs", first,
                               f"{config}, {prog_config}",
-                              lambda t=ProgType[pname], h=helper_id: libbpf.probe_helper(t, h)))
+                              lambda t=ProgType[pname], h=helper_id: probes.probe_helper(t, h)))
         else:
             raise pytest.UsageError(f"requires() takes map_type=, prog_type= or helper=, not {key}=")
     return gates
@@ -188,7 +188,7 @@ def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers",
         "requires(map_type=, prog_type=, helper=(prog_type, id)): skip below the feature's first kernel "
-        "(table in harness/gates.py), fail if it is missing on a kernel that should have it",
+        "(table in harness/bpf/gates.py), fail if it is missing on a kernel that should have it",
     )
 
 

@@ -1,6 +1,6 @@
 """One throwaway VM: ``vng`` as a subprocess, the protocol over its stdio, watchdogs, reaping.
 
-The guest agent (``harness.guest``) speaks the protocol on the VM's standard
+The guest agent (``harness.vm.guest``) speaks the protocol on the VM's standard
 input and output, which virtme-ng carries over virtio-serial ports; the kernel
 console comes back on standard error (``vng -v``) and is kept in a log file.
 Every VM runs in its own process group, so one ``killpg`` takes vng, its
@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import protocol, splat
+from harness.vm import protocol, splat
 
 CONSOLE_TAIL = 300  # lines of console kept in memory for reports
 
@@ -84,7 +84,20 @@ class VMConfig:
     log_dir: Path = Path("results") / "vm-logs"
     append: tuple[str, ...] = (f"modprobe.blacklist={','.join(UNNEEDED_MODULES)}",)
     results_dir: Path | None = None  # writable in the guest, as $HARNESS_RESULTS_DIR
-    pyzip: Path | None = None  # see harness.pyzip
+    pyzip: Path | None = None  # see harness.vm.pyzip
+
+
+@dataclass(frozen=True)
+class BootRecord:
+    """A VM that came up: what the results file and the summary say about it."""
+
+    kernel: str  # the name test ids carry
+    release: str  # uname -r in the guest
+    version: str  # uname -v in the guest
+    accel: str
+    boot_seconds: float
+    console_log: str
+    v: int = 1
 
 
 def find_vng() -> str:
@@ -98,7 +111,7 @@ def find_vng() -> str:
 
 def guest_command(cfg: VMConfig) -> str:
     """The shell command vng runs in the guest: the agent, importing from tmpfs if it can."""
-    agent = shlex.join([sys.executable, "-B", "-m", "harness.guest"])
+    agent = shlex.join([sys.executable, "-B", "-m", "harness.vm.guest"])
     env = []
     if cfg.results_dir is not None:
         env.append(f"HARNESS_RESULTS_DIR={shlex.quote(str(cfg.results_dir))}")
@@ -143,8 +156,8 @@ class VM:
 
     # -- life cycle ---------------------------------------------------------
 
-    def start(self, args: list[str]) -> protocol.Ready:
-        """Boot, hand the guest its pytest arguments and wait until it has collected."""
+    def start(self, args: list[str], collect: list[str]) -> protocol.Ready:
+        """Boot, hand the guest its pytest arguments and cases, and wait until it has collected."""
         cmd = vng_command(self.kernel.image, self.cfg, self.cwd)
         env = dict(os.environ)
         # vng reads default options from ~/.config/virtme-ng; a private HOME keeps
@@ -163,7 +176,7 @@ class VM:
                                         stdin=subprocess.PIPE, start_new_session=True)
         self._spawn(self._read_messages, self.proc.stdout, log)
         self._spawn(self._read_console, self.proc.stderr, log)
-        self.send(protocol.Start(args=args, kernel=self.kernel.name))
+        self.send(protocol.Start(args=args, kernel=self.kernel.name, collect=collect))
         try:
             msg = self._receive(self.cfg.boot_timeout)
         except VMLost as lost:
@@ -246,6 +259,11 @@ class VM:
                 pass
         self._log.close()
         self._home.cleanup()
+
+    def boot_record(self) -> BootRecord:
+        return BootRecord(kernel=self.kernel.name, release=self.ready.release,
+                          version=self.ready.version, accel=self.cfg.accel,
+                          boot_seconds=round(self.boot_seconds, 2), console_log=str(self.log_path))
 
     @property
     def alive(self) -> bool:

@@ -18,8 +18,8 @@ import socket
 import sys
 from pathlib import Path
 
-from harness import matrix, records
-from harness.records import ResultsError, RunMeta, RunRecord
+from harness.report import matrix, records
+from harness.report.records import ResultsError, RunMeta, RunRecord
 
 
 def register(subparsers) -> None:

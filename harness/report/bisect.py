@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from harness import records
-from harness.matrix import kernel_order
+from harness import ids
+from harness.report import records
+from harness.report.matrix import kernel_order
 
 
 class BisectError(Exception):
@@ -55,19 +56,6 @@ class BisectResult:
 
 class StepRunner(Protocol):
     def __call__(self, spec: str, kernel: str, nodeid: str) -> StepResult: ...
-
-
-def with_kernel(case: str, kernel: str) -> str:
-    """The test id of case on kernel: "t.py::test_a" -> "t.py::test_a[K]", "t.py::test_b[x]" -> "t.py::test_b[K-x]".
-
-    The kernel parameter is session-scoped, so pytest puts its id before the
-    test's own parameters (records.case_id is the inverse).
-    """
-    head, sep, func = case.rpartition("::")
-    if func.endswith("]") and "[" in func:
-        name, params = func[:-1].split("[", 1)
-        return f"{head}{sep}{name}[{kernel}-{params}]"
-    return f"{case}[{kernel}]"
 
 
 def catalog_range(good: str, bad: str, names: list[str]) -> list[str]:
@@ -145,16 +133,12 @@ def bisect_catalog(good: str, bad: str, case: str, run: StepRunner,
                  or e.name in (good, bad)]
     case = strip_kernel(case, names)
     targets = catalog_range(good, bad, names)
-    return bisect_list(targets, lambda k: run(k, k, with_kernel(case, k)), on_step, good_outcome)
+    return bisect_list(targets, lambda k: run(k, k, ids.with_kernel(case, k)), on_step, good_outcome)
 
 
 def strip_kernel(nodeid: str, names: list[str]) -> str:
     """Accept a node id with or without a kernel parameter ("...[6.1.192]")."""
-    for name in sorted(names, key=len, reverse=True):
-        stripped = records.case_id(nodeid, name)
-        if stripped != nodeid:
-            return stripped
-    return nodeid
+    return ids.split(nodeid, names)[0]
 
 
 class PytestStep:
@@ -229,7 +213,7 @@ def bisect_git(tree: Path, good: str, bad: str, case: str, run: StepRunner,
         except Exception as e:  # noqa: BLE001 - any build failure makes the commit untestable
             print(f"bisect: {commit[:12]} does not build ({e}); skipping it", file=sys.stderr)
             return None
-        result = run(str(tree), kernel, with_kernel(case, kernel))
+        result = run(str(tree), kernel, ids.with_kernel(case, kernel))
         result.target = commit
         steps.append(result)
         on_step(result)

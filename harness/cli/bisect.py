@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import bisect
-from harness.bisect import BisectError, StepResult
+from harness.report import bisect
+from harness.report.bisect import BisectError, StepResult
 
 
 def register(subparsers) -> None:

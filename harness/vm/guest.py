@@ -1,11 +1,17 @@
 """The guest agent: inside the VM, it prepares the system and runs tests on request.
 
-vng starts it as ``python -B -m harness.guest`` with the host's root mounted
+vng starts it as ``python -B -m harness.vm.guest`` with the host's root mounted
 read-only. It takes the protocol off the standard descriptors (so a test that
 prints cannot corrupt it), mounts bpffs and cgroup v2, then runs one pytest
-session whose run loop waits for ``Run`` messages instead of iterating over
-the collected items. After each test it reads the new kernel log records and
-turns a splat into a failure of that test.
+session with the user's own arguments. That session collects exactly the
+cases the host asked for (so plugins, ini options, conftest options and
+doctest flags are the user's), and its run loop waits for ``Run`` messages
+instead of iterating over the items. After each test it reads the new kernel
+log records and turns a splat into a failure of that test.
+
+What only the host does is switched off here: selecting (``-k``, ``-m``,
+``--lf``, ...), distributing (``-n``), stopping early (``-x``) and writing
+reports (``--junitxml``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,16 @@ import traceback
 
 import pytest
 
-from harness import protocol, splat
+from harness.plugin import reportattrs
+from harness.vm import protocol, splat
+
+# option dest -> value that leaves the job to the host
+HOST_ONLY = {
+    "keyword": "", "markexpr": "", "deselect": [], "lf": False, "failedfirst": False,
+    "newfirst": False, "stepwise": False, "stepwise_skip": False, "cacheclear": False,
+    "numprocesses": None, "dist": "no", "tx": [], "exitfirst": False, "maxfail": 0,
+    "xmlpath": None,
+}
 
 
 class Channel:
@@ -84,13 +99,21 @@ def prepare() -> None:
 class Agent:
     """A pytest plugin for the guest session."""
 
-    def __init__(self, channel: Channel, kernel: str):
+    def __init__(self, channel: Channel, kernel: str, collect: list[str]):
         self.channel = channel
         self.kernel = kernel
+        self.collect = collect
         self.kmsg = KernelLog()
         self.reports: list = []
         self.collect_errors: list[str] = []
         self.ready_sent = False
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config):
+        config.args = list(self.collect)
+        for dest, value in HOST_ONLY.items():
+            if hasattr(config.option, dest):
+                setattr(config.option, dest, value)
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -124,7 +147,7 @@ class Agent:
                 self._fail_with_splat(found)
             hook = session.config.hook
             self.channel.send(protocol.Done(
-                nodeid=msg.nodeid, splat=found,
+                nodeid=msg.nodeid,
                 reports=[hook.pytest_report_to_serializable(config=session.config, report=r)
                          for r in self.reports],
             ))
@@ -136,8 +159,7 @@ class Agent:
         """A splat fails the test's call phase (or setup, if it never got there)."""
         target = next((r for r in self.reports if r.when == "call"), self.reports[0])
         for report in self.reports:
-            report.sections.append(("kernel splat", text))
-            report.kernel_splat = text
+            reportattrs.set_splat(report, text)
         if target.passed:
             target.outcome = "failed"
             target.longrepr = f"kernel splat during the test on {self.kernel}:\n{text}"
@@ -151,9 +173,8 @@ def main() -> int:
         if not isinstance(start, protocol.Start):
             channel.send(protocol.Fatal(f"expected Start, got {start!r}"))
             return 2
-        agent = Agent(channel, start.kernel)
-        args = [*start.args, "--harness-guest-kernel", start.kernel, "-p", "no:cacheprovider"]
-        code = pytest.main(args, plugins=[agent])
+        agent = Agent(channel, start.kernel, start.collect)
+        code = pytest.main(start.args, plugins=[agent])
         if not agent.ready_sent:
             channel.send(protocol.Fatal(
                 f"pytest exited with status {int(code)} before collecting in the guest; "

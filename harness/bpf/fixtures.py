@@ -1,7 +1,7 @@
 """pytest fixtures that give BPF cases privileges, a bpffs directory, a cgroup and a leak guard.
 
-Load them with ``from harness.fixtures import *`` (the plugin does) or
-``-p harness.fixtures``. They work whether or not bpffs and cgroup v2 are
+The plugin registers them; without the plugin, load them with
+``-p harness.bpf.fixtures``. They work whether or not bpffs and cgroup v2 are
 already mounted: what is missing is mounted at a private temporary directory
 for the session and unmounted afterwards.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import libbpf
+from harness.bpf import libbpf, uapi
 
 __all__ = ["bpf_privileges", "bpffs_root", "bpffs", "cgroup2_root", "cgroup2", "bpf_leak_guard"]
 
@@ -37,7 +37,7 @@ def unavailable_reason() -> str | None:
     """Why bpf() cannot be used for the cases here, or None when it can."""
     try:
         # LPM tries need CAP_BPF on every kernel, unlike hash and array maps.
-        fd = libbpf.map_create(libbpf.MapType.LPM_TRIE, "probe", 8, 4, 1, map_flags=libbpf.BPF_F_NO_PREALLOC)
+        fd = libbpf.map_create(uapi.MapType.LPM_TRIE, "probe", 8, 4, 1, map_flags=uapi.BPF_F_NO_PREALLOC)
     except libbpf.LibbpfMissing as exc:
         return str(exc)
     except libbpf.BPFError as exc:

@@ -112,33 +112,6 @@ def reproduce_line(nodeid: str, kernel_spec: str | None) -> str:
     return shlex.join(parts)
 
 
-def case_id(nodeid: str, kernel: str | None) -> str:
-    """The node id without the kernel parameter.
-
-    The kernel is a session-scoped parameter, so pytest puts its id first
-    among the test's own parameters; a plain test has it alone:
-    "t.py::test_a[6.1.192]" -> "t.py::test_a",
-    "t.py::test_b[6.1.192-HASH-4]" -> "t.py::test_b[HASH-4]" (also accepted last or in between).
-    """
-    if not kernel or not nodeid.endswith("]"):
-        return nodeid
-    head, sep, func = nodeid.rpartition("::")
-    if "[" not in func:
-        return nodeid
-    name, params = func[:-1].split("[", 1)
-    if params == kernel:
-        rest = None
-    elif params.startswith(kernel + "-"):
-        rest = params[len(kernel) + 1:]
-    elif params.endswith("-" + kernel):
-        rest = params[: -len(kernel) - 1]
-    elif f"-{kernel}-" in params:
-        rest = params.replace(f"-{kernel}-", "-", 1)
-    else:
-        return nodeid
-    return f"{head}{sep}{name}" + (f"[{rest}]" if rest else "")
-
-
 def to_dict(run: RunRecord) -> dict:
     return dataclasses.asdict(run)
 

@@ -1,0 +1,67 @@
+"""The pytest plugin (entry point ``bpf_vm_harness``): registers its parts; inert unless asked.
+
+Without ``--kernel`` (and without a results option) it only provides the BPF
+fixtures, markers and gates: no file is written, nothing is printed. With
+``--kernel 6.1 --kernel 6.12`` every collected test runs once inside a VM of
+each kernel, whatever kind of item it is, and never on the host unless it is
+marked ``@pytest.mark.host``.
+
+Parts, each a plugin module of its own:
+
+    harness.plugin.options    the command line and ini options
+    harness.plugin.routing    one item per test and kernel, and its dispatch to a VM
+    harness.plugin.recorder   the results file and the cases x kernels summary
+    harness.bpf.gates         version and feature gates (markers)
+    harness.bpf.fixtures      bpffs, cgroup2, privileges, leak guard
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import pytest
+
+PARTS = (
+    "harness.plugin.options",
+    "harness.plugin.routing",
+    "harness.plugin.recorder",
+    "harness.bpf.gates",
+    "harness.bpf.fixtures",
+)
+
+
+def pytest_addhooks(pluginmanager):
+    from harness.plugin import hooks  # noqa: PLC0415
+
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_addoption(parser, pluginmanager):
+    # pytest_addoption is historic: each part registered here adds its own options
+    for name in PARTS:
+        module = importlib.import_module(name)
+        if not pluginmanager.is_registered(module):  # also with -p harness.bpf.fixtures
+            pluginmanager.register(module, f"bpf-harness-{name}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "host: run this test on the host, also under --kernel")
+
+
+@pytest.fixture(scope="session")
+def bpf_kernel(request) -> str:
+    """The kernel this test runs on: its name under --kernel (in the VM), else the host's release."""
+    return request.config.getoption("harness_guest_kernel", None) or os.uname().release
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that failed on a bpf() error carries its errno and verifier log as data."""
+    from harness.bpf.libbpf import BPFError  # noqa: PLC0415
+    from harness.plugin import reportattrs  # noqa: PLC0415
+
+    report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, BPFError):
+        reportattrs.set_bpf_error(report, call.excinfo.value)
+    return report

@@ -1,0 +1,189 @@
+"""Host side of a test that runs in a VM: pick the VM, run the case there, replay its reports.
+
+One host process keeps at most one VM: items come kernel by kernel, so each
+kernel boots once per process and is shut down when the next kernel's items
+begin. With pytest-xdist, every worker is such a process; the scheduler groups
+items by kernel so that two workers run two kernels side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.plugin import reportattrs
+from harness.plugin.roles import Role, role
+from harness.vm import accel, pyzip
+from harness.vm.launcher import VM, VMBootError, VMConfig, VMLost
+
+GUEST_CACHE_DIR = "/tmp/harness-pytest-cache"  # the guest's own tmpfs; gone with the VM
+
+
+def note(config, text: str) -> None:
+    """Progress on long waits, on the terminal when there is one."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and role(config) is not Role.WORKER:
+        reporter.write_line(f"bpf-harness: {text}")
+    else:
+        print(f"bpf-harness: {text}", file=sys.stderr, flush=True)
+
+
+def vm_config(config, run_dir: str | None) -> VMConfig:
+    from harness.plugin.routing import vm_cpus  # noqa: PLC0415
+
+    try:
+        chosen = accel.choose(config.option.accel)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if chosen.name == "tcg" and config.option.accel == "auto" and role(config) is Role.HOST:
+        note(config, f"KVM unusable ({chosen.reason}); VMs run under TCG, "
+                     "about 10-20 s a boot (force with --accel)")
+    boot_timeout = config.option.vm_boot_timeout or (60.0 if chosen.name == "kvm" else 300.0)
+    results = Path(run_dir) if run_dir else None
+    return VMConfig(accel=chosen.name, memory=config.option.vm_memory, cpus=vm_cpus(config),
+                    boot_timeout=boot_timeout, test_timeout=config.option.vm_test_timeout,
+                    log_dir=results / "vm-logs" if results else Path("results") / "vm-logs",
+                    results_dir=results)
+
+
+class Runner:
+    def __init__(self, config, kernels: dict, route):
+        self.config = config
+        self.kernels = kernels  # name -> harness.kernels.Kernel
+        self.route = route
+        self.vmcfg = vm_config(config, route.run_dir)
+        self.vm: VM | None = None
+        self.boot_errors: dict[str, str] = {}
+
+    # -- VMs ----------------------------------------------------------------
+
+    def _guest_args(self, name: str) -> list[str]:
+        # the user's own arguments (plugins, ini overrides, doctest options, their conftest's
+        # options); the guest agent replaces the tests to collect and what only the host does
+        return [*self.route.guest_args, "--harness-guest-kernel", name,
+                "-o", f"cache_dir={GUEST_CACHE_DIR}"]
+
+    def vm_for(self, name: str, session) -> VM:
+        from harness.plugin.routing import KernelItem  # noqa: PLC0415
+
+        if self.vm is not None and self.vm.kernel.name == name and self.vm.alive:
+            return self.vm
+        self.close()
+        kernel = self.kernels[name]
+        if self.vmcfg.pyzip is None:
+            self.vmcfg = self._with_pyzip(self.vmcfg)
+        note(self.config, f"booting {name} ({self.vmcfg.accel.upper()}, "
+                          f"{self.vmcfg.cpus} vCPU, {self.vmcfg.memory}) ...")
+        cases = [item.case.nodeid for item in session.items
+                 if isinstance(item, KernelItem) and item.kernel == name]
+        vm = VM(kernel, self.vmcfg, self.config.invocation_params.dir)
+        ready = vm.start(self._guest_args(name), list(dict.fromkeys(cases)))
+        self.vm = vm
+        note(self.config, f"{name} up in {vm.boot_seconds:.1f} s: {ready.release} "
+                          f"(guest uptime {ready.uptime:.1f} s), console log {vm.log_path}")
+        self.config.hook.pytest_bpf_vm_booted(config=self.config, boot=vm.boot_record())
+        return vm
+
+    def _with_pyzip(self, vmcfg: VMConfig) -> VMConfig:
+        try:
+            return dataclasses.replace(vmcfg, pyzip=pyzip.ensure())
+        except OSError as exc:  # an unwritable cache costs speed, not correctness
+            note(self.config, f"guest imports go over 9p (slower): cannot build the module zip: {exc}")
+            return vmcfg
+
+    def close(self, graceful: bool = True) -> None:
+        """Power the VM off (session teardown runs in the guest), or just kill it."""
+        if self.vm is not None:
+            if graceful:
+                self.vm.close()
+            else:
+                self.vm.kill()
+            self.vm = None
+
+    # -- tests --------------------------------------------------------------
+
+    def run(self, item, nextitem) -> None:
+        """Run a KernelItem in its VM and log the guest's reports as the item's own."""
+        ihook = item.ihook
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        started = time.time()
+        try:
+            reports = self._run(item, nextitem)
+        except VMLost as lost:
+            self.vm = None  # killed by VM.run; the next test boots a fresh one
+            reports = synthetic(item, str(lost), started, vm_lost=lost.reason)
+        for report in reports:
+            report.nodeid = item.nodeid
+            report.location = item.location
+            reportattrs.set_kernel(report, item.kernel)
+            ihook.pytest_runtest_logreport(report=report)
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+    def _run(self, item, nextitem) -> list[pytest.TestReport]:
+        name = item.kernel
+        if name in self.boot_errors:
+            raise VMLost(f"kernel {name} did not boot earlier in this run", self.boot_errors[name], None)
+        try:
+            vm = self.vm_for(name, item.session)
+        except VMBootError as exc:
+            if not exc.exited:
+                self.boot_errors[name] = str(exc)
+                raise VMLost("boot failed", str(exc), None) from None
+            # a guest that died while booting (seen: udevd crashing under TCG,
+            # about 1 boot in 20) gets one more try before its tests are lost
+            note(self.config, f"{name} died while booting; trying once more")
+            try:
+                vm = self.vm_for(name, item.session)
+            except VMBootError as again:
+                self.boot_errors[name] = f"{exc}\n\n--- second try ---\n{again}"
+                raise VMLost("boot failed twice", self.boot_errors[name], None) from None
+        case = item.case.nodeid
+        if case not in vm.ready.nodeids:
+            errors = "\n".join(vm.ready.collect_errors) or "(no collection errors)"
+            return synthetic(item, f"{case} was collected on the host but not inside the {name} "
+                                   f"guest, so it cannot run there:\n{errors}", time.time())
+        same_vm = nextitem is not None and getattr(nextitem, "kernel", None) == name
+        done = vm.run(case, nextitem.case.nodeid if same_vm else None)
+        return [self._report(data) for data in done.reports]
+
+    def _report(self, data: dict) -> pytest.TestReport:
+        report = self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
+        # JSON has no tuples; pytest (junitxml, skip reporting) insists on them here
+        if isinstance(report.longrepr, list):
+            report.longrepr = tuple(report.longrepr)
+        return report
+
+
+def synthetic(item, text: str, started: float, *, vm_lost: str | None = None) -> list[pytest.TestReport]:
+    """setup/call/teardown reports for a test that could not run to the end."""
+    now = time.time()
+    common = dict(nodeid=item.nodeid, location=item.location,
+                  keywords={k: 1 for k in item.keywords}, sections=[])
+    reports = [
+        pytest.TestReport(outcome="passed", longrepr=None, when="setup", duration=0.0,
+                          user_properties=[], **common),
+        pytest.TestReport(outcome="failed", longrepr=text, when="call", duration=now - started,
+                          user_properties=[], **common),
+        pytest.TestReport(outcome="passed", longrepr=None, when="teardown", duration=0.0,
+                          user_properties=[], **common),
+    ]
+    if vm_lost:
+        reportattrs.set_vm_lost(reports[1], vm_lost)
+    return reports
+
+
+def refuse(item, text: str) -> None:
+    """Log an error for an item that must not run here, without running it."""
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    common = dict(nodeid=item.nodeid, location=item.location, keywords={k: 1 for k in item.keywords},
+                  sections=[], duration=0.0)
+    ihook.pytest_runtest_logreport(report=pytest.TestReport(
+        outcome="failed", longrepr=text, when="setup", user_properties=[], **common))
+    ihook.pytest_runtest_logreport(report=pytest.TestReport(
+        outcome="passed", longrepr=None, when="teardown", user_properties=[], **common))
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
