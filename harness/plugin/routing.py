@@ -169,6 +169,10 @@ def pytest_collection_modifyitems(session, config, items):
               for kernel in config.stash[KERNELS]  # kernel by kernel: each boots once
               for item in items
               if not item.get_closest_marker("host") and kernel in only.get(item.nodeid, [kernel])]
+    # the header's "collected N items / M deselected" counts items, which are now per kernel
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and hasattr(reporter, "_numcollected"):
+        reporter._numcollected += len(host) + len(routed) - len(items)
     items[:] = host + routed
 
 
