@@ -63,9 +63,15 @@ class Runner:
 
     def _guest_args(self, name: str) -> list[str]:
         # the user's own arguments (plugins, ini overrides, doctest options, their conftest's
-        # options); the guest agent replaces the tests to collect and what only the host does
-        return [*self.route.guest_args, "--harness-guest-kernel", name,
-                "-o", f"cache_dir={GUEST_CACHE_DIR}"]
+        # options); the guest agent replaces the tests to collect and what only the host does.
+        # The rootdir and ini file are the host's, so test ids are the same on both sides.
+        config = self.config
+        args = [*self.route.guest_args, "--harness-guest-kernel", name, "--rootdir", str(config.rootpath)]
+        if config.inipath:
+            args += ["-c", str(config.inipath)]
+        if not config.pluginmanager.is_blocked("cacheprovider"):
+            args += ["-o", f"cache_dir={GUEST_CACHE_DIR}"]
+        return args
 
     def vm_for(self, name: str, session) -> VM:
         from harness.plugin.routing import KernelItem  # noqa: PLC0415
