@@ -27,5 +27,14 @@ t1 = time.perf_counter()
 with contextlib.redirect_stdout(io.StringIO()):
     code = pytest.main(["-p", "no:cacheprovider", "--collect-only", "-q", "bench/case_one.py"])
 t2 = time.perf_counter()
-print(json.dumps({"uptime_at_python": at_start, "import_pytest": t1 - t0,
-                  "pytest_main_collect_only": t2 - t1, "exit": int(code)}), flush=True)
+print(
+    json.dumps(
+        {
+            "uptime_at_python": at_start,
+            "import_pytest": t1 - t0,
+            "pytest_main_collect_only": t2 - t1,
+            "exit": int(code),
+        }
+    ),
+    flush=True,
+)

@@ -43,10 +43,12 @@ UNREACHABLE = "http://127.0.0.1:9/"  # discard port: nothing listens, a fetch fa
 QUIET_LOAD = 1.0
 # Loaded by udev coldplug for emulated q35 devices; none is needed for bpf() tests.
 # Used only by the "experiment" rows that show what blacklisting them saves.
-NEEDLESS_MODULES = ("kvm_amd,kvm_intel,kvm,ahci,libahci,libata,sr_mod,cdrom,sg,scsi_mod,"
-                    "i2c_i801,i2c_smbus,lpc_ich,iTCO_wdt,iTCO_vendor_support,pcspkr,"
-                    "aesni_intel,ghash_clmulni_intel,cryptd,powernow_k8,serio_raw,evdev,"
-                    "joydev,intel_rapl_msr,intel_rapl_common,crc32_pclmul,crc32c_intel")
+NEEDLESS_MODULES = (
+    "kvm_amd,kvm_intel,kvm,ahci,libahci,libata,sr_mod,cdrom,sg,scsi_mod,"
+    "i2c_i801,i2c_smbus,lpc_ich,iTCO_wdt,iTCO_vendor_support,pcspkr,"
+    "aesni_intel,ghash_clmulni_intel,cryptd,powernow_k8,serio_raw,evdev,"
+    "joydev,intel_rapl_msr,intel_rapl_common,crc32_pclmul,crc32c_intel"
+)
 
 # Markers of the guest's boot in a console log, in boot order: (key, text in the line).
 CONSOLE_MARKS = (
@@ -83,8 +85,10 @@ def wait_quiet(limit: float, *, poll: float = 10.0, log=print) -> dict:
         if not qemu and load[0] < QUIET_LOAD:
             return {"quiet": True, "waited": round(waited, 1), "load": [round(x, 2) for x in load]}
         if waited >= limit:
-            log(f"  machine still busy after {waited:.0f} s (QEMU pids {qemu}, load {load[0]:.2f}); "
-                "measuring anyway, marked not quiet")
+            log(
+                f"  machine still busy after {waited:.0f} s (QEMU pids {qemu}, load {load[0]:.2f}); "
+                "measuring anyway, marked not quiet"
+            )
             return {"quiet": False, "waited": round(waited, 1), "load": [round(x, 2) for x in load]}
         if not announced:
             log(f"  waiting for a quiet machine (QEMU pids {qemu}, load {load[0]:.2f}) ...")
@@ -129,8 +133,15 @@ def timed_run(cmd: list[str], log_path: Path, *, env=None, timeout: float = 1800
     log_path.parent.mkdir(parents=True, exist_ok=True)
     lines: list[tuple[float, str]] = []
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     timer = threading.Timer(timeout, _kill_group, args=(proc,))
     timer.start()
     # A line is stamped when its last visible byte arrived, not its newline: pytest -v
@@ -145,8 +156,9 @@ def timed_run(cmd: list[str], log_path: Path, *, env=None, timeout: float = 1800
                     pending_at = now
                 pending += part
                 if i < len(parts) - 1:  # a newline followed this part
-                    lines.append((now if pending_at is None else pending_at,
-                                  pending.decode(errors="replace")))
+                    lines.append(
+                        (now if pending_at is None else pending_at, pending.decode(errors="replace"))
+                    )
                     pending, pending_at = b"", None
         if pending:
             lines.append((now if pending_at is None else pending_at, pending.decode(errors="replace")))
@@ -191,7 +203,7 @@ def console_marks(text: str) -> dict[str, float]:
     found: dict[str, float] = {}
     for line in text.splitlines():
         # vng's own lines may precede the stamp on the same console line
-        m = _STAMP.search(line[line.find("["):]) if "[" in line else None
+        m = _STAMP.search(line[line.find("[") :]) if "[" in line else None
         if not m:
             continue
         for key, needle in CONSOLE_MARKS:
@@ -202,6 +214,7 @@ def console_marks(text: str) -> dict[str, float]:
 
 def boot_phases(marks: dict[str, float]) -> dict[str, float]:
     """Durations between consecutive markers: where the guest's boot time goes."""
+
     def span(a: str, b: str) -> float | None:
         return round(marks[b] - marks[a], 2) if a in marks and b in marks else None
 
@@ -253,8 +266,10 @@ class Bench:
         r["quiet"] = quiet["quiet"]
         r["waited_for_quiet"] = quiet["waited"]
         r["summary"] = pytest_summary(r["lines"])
-        self.log(f"  {r['wall']:.1f} s, exit {r['rc']}, load {r['load_before'][0]:.2f}, at most "
-                 f"{r['max_qemu_during']} QEMU during the run: {r['summary']}")
+        self.log(
+            f"  {r['wall']:.1f} s, exit {r['rc']}, load {r['load_before'][0]:.2f}, at most "
+            f"{r['max_qemu_during']} QEMU during the run: {r['summary']}"
+        )
         self.measurements[label] = r
         return r
 
@@ -267,24 +282,62 @@ class Bench:
         return r
 
     def vng(self, label: str, image: Path, script: list[str], *, extra: list[str] = ()) -> dict:
-        cmd = [str(BIN / "vng"), "--disable-kvm", "-r", str(image), "-m", "1G", "-p", "2",
-               "--cwd", str(REPO), *extra, "--", *script]
+        cmd = [
+            str(BIN / "vng"),
+            "--disable-kvm",
+            "-r",
+            str(image),
+            "-m",
+            "1G",
+            "-p",
+            "2",
+            "--cwd",
+            str(REPO),
+            *extra,
+            "--",
+            *script,
+        ]
         return self.measure(label, cmd)
 
-    def row(self, bench: str, what: str, value: float | None, unit: str, *, baseline=None,
-            baseline_what: str = "", ratio=None, target: str = "", met=None, n: int = 1,
-            labels: tuple[str, ...] = ()) -> None:
-        loads = [self.measurements[l]["load_before"][0] for l in labels if l in self.measurements]
-        after = [self.measurements[l].get("load_after", [None])[0] for l in labels if l in self.measurements]
-        qemus = [self.measurements[l].get("max_qemu_during") for l in labels if l in self.measurements]
-        quiet = [self.measurements[l]["quiet"] for l in labels if l in self.measurements]
-        self.rows.append({
-            "bench": bench, "what": what, "value": _round(value), "unit": unit,
-            "baseline": _round(baseline), "baseline_what": baseline_what, "ratio": _round(ratio),
-            "target": target, "met": met, "n": n, "load_1min": loads, "load_1min_after": after,
-            "max_qemu_during": qemus,
-            "all_quiet": all(q is not False for q in quiet),
-        })
+    def row(
+        self,
+        bench: str,
+        what: str,
+        value: float | None,
+        unit: str,
+        *,
+        baseline=None,
+        baseline_what: str = "",
+        ratio=None,
+        target: str = "",
+        met=None,
+        n: int = 1,
+        labels: tuple[str, ...] = (),
+    ) -> None:
+        loads = [self.measurements[lab]["load_before"][0] for lab in labels if lab in self.measurements]
+        after = [
+            self.measurements[lab].get("load_after", [None])[0] for lab in labels if lab in self.measurements
+        ]
+        qemus = [self.measurements[lab].get("max_qemu_during") for lab in labels if lab in self.measurements]
+        quiet = [self.measurements[lab]["quiet"] for lab in labels if lab in self.measurements]
+        self.rows.append(
+            {
+                "bench": bench,
+                "what": what,
+                "value": _round(value),
+                "unit": unit,
+                "baseline": _round(baseline),
+                "baseline_what": baseline_what,
+                "ratio": _round(ratio),
+                "target": target,
+                "met": met,
+                "n": n,
+                "load_1min": loads,
+                "load_1min_after": after,
+                "max_qemu_during": qemus,
+                "all_quiet": all(q is not False for q in quiet),
+            }
+        )
 
     # B1 -----------------------------------------------------------------------
 
@@ -293,10 +346,18 @@ class Bench:
         floor = self.vng("b1-vng-floor", image, ["true"])
         verbose = self.vng("b1-vng-floor-verbose", image, ["true"], extra=["--verbose"])
         ratio = h["wall"] / floor["wall"] if floor["rc"] == 0 else None
-        self.row("B1", f"boot + 1 trivial test, `pytest --kernel {self.boot_kernel}`", h["wall"], "s",
-                 baseline=floor["wall"], baseline_what="`vng --disable-kvm -r IMAGE -m 1G -p 2 -- true`",
-                 ratio=ratio, target="ratio <= 1.15", met=ratio is not None and ratio <= 1.15,
-                 labels=("b1-harness", "b1-vng-floor"))
+        self.row(
+            "B1",
+            f"boot + 1 trivial test, `pytest --kernel {self.boot_kernel}`",
+            h["wall"],
+            "s",
+            baseline=floor["wall"],
+            baseline_what="`vng --disable-kvm -r IMAGE -m 1G -p 2 -- true`",
+            ratio=ratio,
+            target="ratio <= 1.15",
+            met=ratio is not None and ratio <= 1.15,
+            labels=("b1-harness", "b1-vng-floor"),
+        )
         self.breakdown["B1 harness"] = self._harness_breakdown(h)
         self.breakdown["B1 vng floor (--verbose)"] = self._vng_breakdown(verbose)
 
@@ -307,15 +368,32 @@ class Bench:
         if self.quick or floor is None or verbose is None:
             return
         exp1 = self.vng("b1-exp-force-9p", image, ["true"], extra=["--force-9p"])
-        exp2 = self.vng("b1-exp-force-9p-blacklist", image, ["true"],
-                        extra=["--force-9p", "--verbose", "--append",
-                               f"modprobe.blacklist={NEEDLESS_MODULES}"])
-        self.row("B1x", "experiment: floor with `--force-9p`", exp1["wall"], "s",
-                 baseline=floor["wall"], baseline_what="floor", ratio=exp1["wall"] / floor["wall"],
-                 labels=("b1-exp-force-9p",))
-        self.row("B1x", "experiment: floor with `--force-9p` + `modprobe.blacklist=` (q35 device modules)",
-                 exp2["wall"], "s", baseline=verbose["wall"], baseline_what="floor with --verbose",
-                 ratio=exp2["wall"] / verbose["wall"], labels=("b1-exp-force-9p-blacklist",))
+        exp2 = self.vng(
+            "b1-exp-force-9p-blacklist",
+            image,
+            ["true"],
+            extra=["--force-9p", "--verbose", "--append", f"modprobe.blacklist={NEEDLESS_MODULES}"],
+        )
+        self.row(
+            "B1x",
+            "experiment: floor with `--force-9p`",
+            exp1["wall"],
+            "s",
+            baseline=floor["wall"],
+            baseline_what="floor",
+            ratio=exp1["wall"] / floor["wall"],
+            labels=("b1-exp-force-9p",),
+        )
+        self.row(
+            "B1x",
+            "experiment: floor with `--force-9p` + `modprobe.blacklist=` (q35 device modules)",
+            exp2["wall"],
+            "s",
+            baseline=verbose["wall"],
+            baseline_what="floor with --verbose",
+            ratio=exp2["wall"] / verbose["wall"],
+            labels=("b1-exp-force-9p-blacklist",),
+        )
         self.breakdown["B1x floor --force-9p + blacklist (--verbose)"] = self._vng_breakdown(exp2)
 
     def guest_startup(self, image: Path) -> None:
@@ -328,9 +406,12 @@ class Bench:
             data = json.loads(found.group(0))
             if "script" in marks:
                 out["virtme 'starting script' to Python running (exec over 9p)"] = round(
-                    data["uptime_at_python"] - marks["script"], 2)
+                    data["uptime_at_python"] - marks["script"], 2
+                )
             out["import pytest"] = round(data["import_pytest"], 2)
-            out["pytest.main --collect-only, harness plugin autoloaded"] = round(data["pytest_main_collect_only"], 2)
+            out["pytest.main --collect-only, harness plugin autoloaded"] = round(
+                data["pytest_main_collect_only"], 2
+            )
         self.breakdown["guest Python start-up (bench/guest_startup.py)"] = out
 
     def _harness_breakdown(self, r: dict) -> dict:
@@ -348,10 +429,16 @@ class Bench:
         if m:
             boot, uptime = float(m.group(1)), float(m.group(2))
             out["vng + QEMU + firmware before the kernel (boot - guest uptime)"] = round(boot - uptime, 2)
-            marks = console_marks(Path(r["console_logs"][0]).read_text(errors="replace")) if r.get("console_logs") else {}
+            marks = (
+                console_marks(Path(r["console_logs"][0]).read_text(errors="replace"))
+                if r.get("console_logs")
+                else {}
+            )
             out.update(boot_phases(marks))
             if "script" in marks:
-                out["guest python + pytest start-up + collection (script to Ready)"] = round(uptime - marks["script"], 2)
+                out["guest python + pytest start-up + collection (script to Ready)"] = round(
+                    uptime - marks["script"], 2
+                )
             out["boot to Ready, total (harness 'up in')"] = boot
             out["guest uptime at Ready"] = uptime
         if up is not None and passed is not None:
@@ -396,26 +483,58 @@ class Bench:
         diff_ms = (all_["wall"] - one["wall"]) * 1000 / 199
         # second method: gaps between consecutive result lines of the 200-test run
         stamps = [t for t, line in all_["lines"] if re.search(r"::test_trivial\[.*(PASSED|FAILED)", line)]
-        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
         gap_ms = statistics.median(gaps) * 1000 if gaps else None
         per_test = gap_ms if gap_ms is not None else diff_ms
         overhead = per_test - (loop_ms or 0.0)
-        self.row("B2", "per-test time through the harness, median gap between result lines (200 tests)",
-                 gap_ms, "ms", baseline=loop_ms, baseline_what="same body, plain loop in a guest",
-                 target="overhead <= 10 ms", met=overhead <= 10.0,
-                 labels=("b2-harness-200", "b2-guest-loop"))
-        self.row("B2", "per-test time, (wall 200 tests - wall 1 test) / 199", diff_ms, "ms",
-                 baseline=loop_ms, baseline_what="same body, plain loop in a guest",
-                 target="overhead <= 10 ms", met=diff_ms - (loop_ms or 0.0) <= 10.0,
-                 labels=("b2-harness-200", "b2-harness-1"))
-        self.breakdown["B2"] = {"wall 200 tests": all_["wall"], "wall 1 test": one["wall"],
-                                "result-line gaps: median ms": _round(gap_ms),
-                                "result-line gaps: p90 ms": _round(_pct(gaps, 0.9) * 1000 if gaps else None),
-                                "plain loop ms/test": _round(loop_ms)}
+        self.row(
+            "B2",
+            "per-test time through the harness, median gap between result lines (200 tests)",
+            gap_ms,
+            "ms",
+            baseline=loop_ms,
+            baseline_what="same body, plain loop in a guest",
+            target="overhead <= 10 ms",
+            met=overhead <= 10.0,
+            labels=("b2-harness-200", "b2-guest-loop"),
+        )
+        self.row(
+            "B2",
+            "per-test time, (wall 200 tests - wall 1 test) / 199",
+            diff_ms,
+            "ms",
+            baseline=loop_ms,
+            baseline_what="same body, plain loop in a guest",
+            target="overhead <= 10 ms",
+            met=diff_ms - (loop_ms or 0.0) <= 10.0,
+            labels=("b2-harness-200", "b2-harness-1"),
+        )
+        self.breakdown["B2"] = {
+            "wall 200 tests": all_["wall"],
+            "wall 1 test": one["wall"],
+            "result-line gaps: median ms": _round(gap_ms),
+            "result-line gaps: p90 ms": _round(_pct(gaps, 0.9) * 1000 if gaps else None),
+            "plain loop ms/test": _round(loop_ms),
+        }
 
     def _first_nodeid(self, path: str) -> str:
-        r = subprocess.run([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-                            "--kernel", self.boot_kernel, path], cwd=REPO, capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "--collect-only",
+                "-q",
+                "--kernel",
+                self.boot_kernel,
+                path,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         ids = [line for line in r.stdout.splitlines() if "::" in line]
         if not ids:
             raise RuntimeError(f"collecting {path} with --kernel 6.1 found nothing:\n{r.stdout}{r.stderr}")
@@ -431,32 +550,61 @@ class Bench:
         tests = sum(summary_counts(n2["summary"]).values())
         ratio = n2["wall"] / loop_wall
         kernels = " + ".join(images)
-        self.row("B3", f"cases/ on {kernels}, harness `-n 2` ({n2['summary']})", n2["wall"], "s",
-                 baseline=loop_wall, baseline_what="sequential `vng -r K -- python -m pytest cases/` per kernel ("
-                 + "; ".join(r["summary"] for r in loops) + ")",
-                 ratio=ratio, target="ratio <= 0.7", met=ratio <= 0.7,
-                 labels=("b3-harness-n2", *(f"b3-vng-loop-{k}" for k in images)))
+        self.row(
+            "B3",
+            f"cases/ on {kernels}, harness `-n 2` ({n2['summary']})",
+            n2["wall"],
+            "s",
+            baseline=loop_wall,
+            baseline_what="sequential `vng -r K -- python -m pytest cases/` per kernel ("
+            + "; ".join(r["summary"] for r in loops)
+            + ")",
+            ratio=ratio,
+            target="ratio <= 0.7",
+            met=ratio <= 0.7,
+            labels=("b3-harness-n2", *(f"b3-vng-loop-{k}" for k in images)),
+        )
         first = next(iter(images))
         nodeids = self._sample_nodeids(first, 1 if self.quick else 3)
-        singles = [self.harness_pytest(f"b3-vm-per-test-{i}", ["--kernel", first, nodeid])
-                   for i, nodeid in enumerate(nodeids)]
+        singles = [
+            self.harness_pytest(f"b3-vm-per-test-{i}", ["--kernel", first, nodeid])
+            for i, nodeid in enumerate(nodeids)
+        ]
         per_vm = statistics.mean(r["wall"] for r in singles)
         extrapolated = per_vm * tests
         speedup = extrapolated / n2["wall"]
-        self.row("B3", f"a VM per test: mean of {len(singles)} sampled runs x {tests} tests (extrapolated)",
-                 extrapolated, "s", baseline=n2["wall"], baseline_what="harness `-n 2`", ratio=speedup,
-                 target="harness >= 10x faster", met=speedup >= 10.0, n=len(singles),
-                 labels=tuple(f"b3-vm-per-test-{i}" for i in range(len(singles))))
+        self.row(
+            "B3",
+            f"a VM per test: mean of {len(singles)} sampled runs x {tests} tests (extrapolated)",
+            extrapolated,
+            "s",
+            baseline=n2["wall"],
+            baseline_what="harness `-n 2`",
+            ratio=speedup,
+            target="harness >= 10x faster",
+            met=speedup >= 10.0,
+            n=len(singles),
+            labels=tuple(f"b3-vm-per-test-{i}" for i in range(len(singles))),
+        )
         if len(images) > 1:
             n1 = self.harness_pytest("b3-harness-n1", [*kernel_args, "-n", "1", "cases/"])
-            self.row("B3", f"cases/ on {kernels}, harness `-n 1` ({n1['summary']})", n1["wall"], "s",
-                     baseline=n2["wall"], baseline_what="harness `-n 2`", ratio=n1["wall"] / n2["wall"],
-                     target="-n 2 faster (ratio > 1)", met=n1["wall"] > n2["wall"],
-                     labels=("b3-harness-n1", "b3-harness-n2"))
+            self.row(
+                "B3",
+                f"cases/ on {kernels}, harness `-n 1` ({n1['summary']})",
+                n1["wall"],
+                "s",
+                baseline=n2["wall"],
+                baseline_what="harness `-n 2`",
+                ratio=n1["wall"] / n2["wall"],
+                target="-n 2 faster (ratio > 1)",
+                met=n1["wall"] > n2["wall"],
+                labels=("b3-harness-n1", "b3-harness-n2"),
+            )
         self.breakdown["B3 harness -n 2"] = {
             "wall": n2["wall"],
-            "VM boots (host lines)": [line.split("bpf-harness: ", 1)[-1] for _, line in n2["lines"]
-                                      if " up in " in line],
+            "VM boots (host lines)": [
+                line.split("bpf-harness: ", 1)[-1] for _, line in n2["lines"] if " up in " in line
+            ],
         }
 
     def b3_loops(self, images: dict[str, Path]) -> list[dict]:
@@ -465,18 +613,51 @@ class Bench:
         The guest's root is read-only and the harness plugin writes a results file at
         session start, so it is pointed at the guest's tmpfs /tmp (else: usage error, no tests).
         """
-        loops = [self.vng(f"b3-vng-loop-{k}", image,
-                          [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "--results-dir", "/tmp/bench-results",
-                           "cases/"])
-                 for k, image in images.items()]
-        for k, r in zip(images, loops):
-            self.row("B3", f"sequential loop, kernel {k}: `vng -r K -- python -m pytest cases/` ({r['summary']})",
-                     r["wall"], "s", labels=(f"b3-vng-loop-{k}",))
+        loops = [
+            self.vng(
+                f"b3-vng-loop-{k}",
+                image,
+                [
+                    PYTHON,
+                    "-m",
+                    "pytest",
+                    "-p",
+                    "no:cacheprovider",
+                    "--results-dir",
+                    "/tmp/bench-results",
+                    "cases/",
+                ],
+            )
+            for k, image in images.items()
+        ]
+        for k, r in zip(images, loops, strict=True):
+            self.row(
+                "B3",
+                f"sequential loop, kernel {k}: `vng -r K -- python -m pytest cases/` ({r['summary']})",
+                r["wall"],
+                "s",
+                labels=(f"b3-vng-loop-{k}",),
+            )
         return loops
 
     def _sample_nodeids(self, kernel: str, count: int) -> list[str]:
-        r = subprocess.run([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-                            "--kernel", kernel, "cases/"], cwd=REPO, capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "--collect-only",
+                "-q",
+                "--kernel",
+                kernel,
+                "cases/",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         ids = [line for line in r.stdout.splitlines() if "::" in line]
         if not ids:
             raise RuntimeError(f"collecting cases/ found nothing:\n{r.stdout}{r.stderr}")
@@ -494,42 +675,99 @@ class Bench:
             r.update(load_before=quiet["load"], quiet=quiet["quiet"])
         self.measurements["b4-in-process"] = inproc
         self.measurements["b4-fresh-process"] = fresh
-        self.row("B4", "`resolve('6.12')` of a cached kernel, in-process, network cut off (median)",
-                 inproc["median"], "s", target="< 0.2 s", met=inproc["median"] < 0.2, n=reps, labels=("b4-in-process",))
-        self.row("B4", "fresh process: import harness.kernels + resolve, mirrors unreachable, "
-                 "apt-get shimmed (median)", fresh["median"], "s", target="< 0.2 s",
-                 met=fresh["median"] < 0.2, n=reps, labels=("b4-fresh-process",))
-        self.row("B4", "same fresh process, whole `python -c` wall clock incl. interpreter start (median)",
-                 fresh["median_wall"], "s", n=reps, labels=("b4-fresh-process",))
+        self.row(
+            "B4",
+            "`resolve('6.12')` of a cached kernel, in-process, network cut off (median)",
+            inproc["median"],
+            "s",
+            target="< 0.2 s",
+            met=inproc["median"] < 0.2,
+            n=reps,
+            labels=("b4-in-process",),
+        )
+        self.row(
+            "B4",
+            "fresh process: import harness.kernels + resolve, mirrors unreachable, apt-get shimmed (median)",
+            fresh["median"],
+            "s",
+            target="< 0.2 s",
+            met=fresh["median"] < 0.2,
+            n=reps,
+            labels=("b4-fresh-process",),
+        )
+        self.row(
+            "B4",
+            "same fresh process, whole `python -c` wall clock incl. interpreter start (median)",
+            fresh["median_wall"],
+            "s",
+            n=reps,
+            labels=("b4-fresh-process",),
+        )
 
     # B5 -----------------------------------------------------------------------
 
     def b5(self) -> None:
         reps = 1 if self.quick else 3
-        runs = [self.measure(f"b5-host-{i}", [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "cases/"],
-                             env=dict(os.environ)) for i in range(reps)]
+        runs = [
+            self.measure(
+                f"b5-host-{i}",
+                [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "cases/"],
+                env=dict(os.environ),
+            )
+            for i in range(reps)
+        ]
         med = statistics.median(r["wall"] for r in runs)
-        self.row("B5", f"cases/ natively on the host kernel {platform.release()} ({runs[0]['summary']})",
-                 med, "s", n=reps, labels=tuple(f"b5-host-{i}" for i in range(reps)))
+        self.row(
+            "B5",
+            f"cases/ natively on the host kernel {platform.release()} ({runs[0]['summary']})",
+            med,
+            "s",
+            n=reps,
+            labels=tuple(f"b5-host-{i}" for i in range(reps)),
+        )
 
     # host-side profile -----------------------------------------------------------
 
     def host_profile(self) -> None:
         """cProfile of the host pytest up to the point where it would boot (collect-only: no VM)."""
         prof = self.out / "host-collect.prof"
-        cmd = [PYTHON, "-m", "cProfile", "-o", str(prof), "-m", "pytest", "-p", "no:cacheprovider",
-               "--collect-only", "-q", "--kernel", self.boot_kernel, "bench/case_one.py"]
+        cmd = [
+            PYTHON,
+            "-m",
+            "cProfile",
+            "-o",
+            str(prof),
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--collect-only",
+            "-q",
+            "--kernel",
+            self.boot_kernel,
+            "bench/case_one.py",
+        ]
         r = self.measure("host-profile-collect", cmd, env=dict(os.environ))
         self.breakdown["host pytest --collect-only --kernel 6.1 (cProfile)"] = {
-            "wall (under cProfile)": r["wall"], "top cumulative": top_cumulative(prof, 12)}
+            "wall (under cProfile)": r["wall"],
+            "top cumulative": top_cumulative(prof, 12),
+        }
 
     # report -------------------------------------------------------------------------
 
     def report(self, machine: dict) -> dict:
-        measurements = {k: {kk: vv for kk, vv in v.items() if kk != "lines"} for k, v in self.measurements.items()}
-        return {"schema": 1, "mode": "quick" if self.quick else "full", "machine": machine,
-                "rows": self.rows, "breakdown": self.breakdown, "notes": self.notes,
-                "measurements": measurements}
+        measurements = {
+            k: {kk: vv for kk, vv in v.items() if kk != "lines"} for k, v in self.measurements.items()
+        }
+        return {
+            "schema": 1,
+            "mode": "quick" if self.quick else "full",
+            "machine": machine,
+            "rows": self.rows,
+            "breakdown": self.breakdown,
+            "notes": self.notes,
+            "measurements": measurements,
+        }
 
 
 def _round(x):
@@ -582,8 +820,13 @@ def measure_resolve_in_process(spec: str, reps: int) -> dict:
             started = time.perf_counter()
             k = kernels.resolve(spec, fetch=False, progress=False)
             times.append(time.perf_counter() - started)
-    return {"kernel": k.name, "release": k.release, "times": [round(t, 4) for t in times],
-            "median": round(statistics.median(times), 4), "network": "sockets and apt refused"}
+    return {
+        "kernel": k.name,
+        "release": k.release,
+        "times": [round(t, 4) for t in times],
+        "median": round(statistics.median(times), 4),
+        "network": "sockets and apt refused",
+    }
 
 
 FRESH = """
@@ -606,22 +849,30 @@ def measure_resolve_fresh_process(spec: str, reps: int, scratch: Path) -> dict:
         p.write_text(f"#!/bin/sh\necho \"$0 $*\" >> '{called}'\nexit 100\n")
         p.chmod(0o755)
     env = dict(os.environ)
-    env.update(HARNESS_DEBIAN_MIRROR=UNREACHABLE, HARNESS_MAINLINE_MIRROR=UNREACHABLE,
-               PATH=f"{shim}{os.pathsep}{env.get('PATH', '')}",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))
+    env.update(
+        HARNESS_DEBIAN_MIRROR=UNREACHABLE,
+        HARNESS_MAINLINE_MIRROR=UNREACHABLE,
+        PATH=f"{shim}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+    )
     inside, walls = [], []
     for _ in range(reps):
         started = time.perf_counter()
-        r = subprocess.run([PYTHON, "-c", FRESH.format(spec=spec)], cwd=REPO, env=env,
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [PYTHON, "-c", FRESH.format(spec=spec)], cwd=REPO, env=env, capture_output=True, text=True
+        )
         walls.append(time.perf_counter() - started)
         if r.returncode != 0:
             raise RuntimeError(f"resolve({spec!r}) in a fresh process failed:\n{r.stderr}")
         inside.append(json.loads(r.stdout.strip().splitlines()[-1])["seconds"])
-    return {"times": [round(t, 4) for t in inside], "median": round(statistics.median(inside), 4),
-            "walls": [round(t, 4) for t in walls], "median_wall": round(statistics.median(walls), 4),
-            "apt_called": called.read_text() if called.exists() else "",
-            "network": f"mirrors {UNREACHABLE}; apt-get/apt-cache shimmed"}
+    return {
+        "times": [round(t, 4) for t in inside],
+        "median": round(statistics.median(inside), 4),
+        "walls": [round(t, 4) for t in walls],
+        "median_wall": round(statistics.median(walls), 4),
+        "apt_called": called.read_text() if called.exists() else "",
+        "network": f"mirrors {UNREACHABLE}; apt-get/apt-cache shimmed",
+    }
 
 
 def top_cumulative(prof: Path, count: int) -> list[str]:
@@ -669,40 +920,57 @@ def machine_info() -> dict:
             ks[spec] = {"error": str(exc)}
     dirty = out(["git", "status", "--porcelain", "--", "harness", "kernels", "cases", "bench"])
     return {
-        "cpu_model": first("/proc/cpuinfo", "model name"), "cpus": os.cpu_count(),
-        "memory": first("/proc/meminfo", "MemTotal"), "accel": chosen.name, "accel_reason": chosen.reason,
-        "host_kernel": platform.release(), "python": platform.python_version(),
-        "qemu": out(["qemu-system-x86_64", "--version"]), "vng": out([str(BIN / "vng"), "--version"]),
-        "kernels": ks, "git_commit": out(["git", "rev-parse", "HEAD"]),
+        "cpu_model": first("/proc/cpuinfo", "model name"),
+        "cpus": os.cpu_count(),
+        "memory": first("/proc/meminfo", "MemTotal"),
+        "accel": chosen.name,
+        "accel_reason": chosen.reason,
+        "host_kernel": platform.release(),
+        "python": platform.python_version(),
+        "qemu": out(["qemu-system-x86_64", "--version"]),
+        "vng": out([str(BIN / "vng"), "--version"]),
+        "kernels": ks,
+        "git_commit": out(["git", "rev-parse", "HEAD"]),
         "git_dirty": dirty != "?" and bool(dirty),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "load_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
 def render_markdown(report: dict) -> str:
     m = report["machine"]
-    ks = ", ".join(f"{spec} = {k.get('name', '?')} ({k.get('release', k.get('error', '?'))})"
-                   for spec, k in m["kernels"].items())
+    ks = ", ".join(
+        f"{spec} = {k.get('name', '?')} ({k.get('release', k.get('error', '?'))})"
+        for spec, k in m["kernels"].items()
+    )
     lines = [
-        f"# Benchmark results ({report['mode']})", "",
+        f"# Benchmark results ({report['mode']})",
+        "",
         f"- machine: {m['cpu_model']}, {m['cpus']} CPUs, {m['memory']} memory, "
         f"{m['accel'].upper()} ({m['accel_reason']}), host kernel {m['host_kernel']}",
-        f"- kernels: {ks}", f"- {m['qemu']}; vng {m['vng']}; Python {m['python']}",
+        f"- kernels: {ks}",
+        f"- {m['qemu']}; vng {m['vng']}; Python {m['python']}",
         f"- git {m['git_commit']}{' (dirty)' if m.get('git_dirty') else ''}, {m['date']}, "
-        f"load at start {m['load_at_start']}", "",
+        f"load at start {m['load_at_start']}",
+        "",
         "| bench | what | value | baseline | ratio | target | met | N | 1-min load before (after) | QEMUs seen |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
-        base = f"{_fmt(r['baseline'])} {r['unit']} ({r['baseline_what']})" if r["baseline"] is not None else ""
+        base = (
+            f"{_fmt(r['baseline'])} {r['unit']} ({r['baseline_what']})" if r["baseline"] is not None else ""
+        )
         met = {True: "yes", False: "**no**", None: ""}[r["met"]]
         after = r.get("load_1min_after") or [None] * len(r["load_1min"])
-        load = ", ".join(f"{b:.2f}" + ("" if a is None else f" ({a:.2f})")
-                         for b, a in zip(r["load_1min"], after)) + ("" if r["all_quiet"] else " (busy)")
+        load = ", ".join(
+            f"{b:.2f}" + ("" if a is None else f" ({a:.2f})")
+            for b, a in zip(r["load_1min"], after, strict=False)
+        ) + ("" if r["all_quiet"] else " (busy)")
         qemus = ", ".join("" if q is None else str(q) for q in r.get("max_qemu_during", []))
-        lines.append(f"| {r['bench']} | {r['what']} | {_fmt(r['value'])} {r['unit']} | {base} | "
-                     f"{_fmt(r['ratio'])} | {r['target']} | {met} | {r['n']} | {load} | {qemus} |")
+        lines.append(
+            f"| {r['bench']} | {r['what']} | {_fmt(r['value'])} {r['unit']} | {base} | "
+            f"{_fmt(r['ratio'])} | {r['target']} | {met} | {r['n']} | {load} | {qemus} |"
+        )
     for title, parts in report["breakdown"].items():
         lines += ["", f"## {title}", ""]
         for k, v in parts.items():
@@ -735,26 +1003,43 @@ def write(report: dict, out: Path) -> tuple[Path, Path]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, B3 on one kernel")
-    ap.add_argument("--kernel", default="6.1", metavar="SPEC",
-                    help="the kernel B1 and B2 boot (default 6.1; a built tree for the minimal kernel)")
+    ap.add_argument(
+        "--kernel",
+        default="6.1",
+        metavar="SPEC",
+        help="the kernel B1 and B2 boot (default 6.1; a built tree for the minimal kernel)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     ap.add_argument("--only", default="B1,B2,B3,B4,B5,profile,B1x,startup", help="comma-separated subset")
-    ap.add_argument("--quiet-limit", type=float, default=1200.0,
-                    help="seconds to wait for a quiet machine before each VM measurement")
+    ap.add_argument(
+        "--quiet-limit",
+        type=float,
+        default=1200.0,
+        help="seconds to wait for a quiet machine before each VM measurement",
+    )
     args = ap.parse_args(argv)
     from harness import kernels  # noqa: PLC0415
 
     only = {s.strip().lower() for s in args.only.split(",")}
     out = args.out.resolve()
     machine = machine_info()
-    images = {spec: kernels.resolve(spec, fetch=False, progress=False).image
-              for spec in (("6.1",) if args.quick else ("6.1", "6.12"))}
+    images = {
+        spec: kernels.resolve(spec, fetch=False, progress=False).image
+        for spec in (("6.1",) if args.quick else ("6.1", "6.12"))
+    }
     boot_image = kernels.resolve(args.kernel, fetch=False, progress=False).image
     bench = Bench(out, args.quick, args.quiet_limit, args.kernel)
-    steps = [("b4", bench.b4), ("b5", bench.b5), ("profile", bench.host_profile),
-             ("b1", lambda: bench.b1(boot_image)), ("b2", lambda: bench.b2(boot_image)),
-             ("b3", lambda: bench.b3(images)), ("b3loop", lambda: bench.b3_loops(images)), ("b1x", lambda: bench.b1x(boot_image)),
-             ("startup", lambda: bench.guest_startup(boot_image))]
+    steps = [
+        ("b4", bench.b4),
+        ("b5", bench.b5),
+        ("profile", bench.host_profile),
+        ("b1", lambda: bench.b1(boot_image)),
+        ("b2", lambda: bench.b2(boot_image)),
+        ("b3", lambda: bench.b3(images)),
+        ("b3loop", lambda: bench.b3_loops(images)),
+        ("b1x", lambda: bench.b1x(boot_image)),
+        ("startup", lambda: bench.guest_startup(boot_image)),
+    ]
     for name, step in steps:
         if name in only:
             step()

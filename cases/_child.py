@@ -29,10 +29,17 @@ def main(argv: list[str]) -> dict:
     if command == "load":
         held = L.map_create(L.MapType.ARRAY, "child_held", 4, 8, 1)
         lone = L.map_create(L.MapType.HASH, "child_lone", 4, 4, 8)
-        prog = L.prog_load(L.ProgType.SOCKET_FILTER, "child_prog", "GPL",
-                           I.program(I.ld_map_fd(I.R1, held), I.mov64_imm(I.R0, 0), I.exit_()))
-        return {"prog_id": L.prog_info(prog).id, "held_map_id": L.map_info(held).id,
-                "lone_map_id": L.map_info(lone).id}
+        prog = L.prog_load(
+            L.ProgType.SOCKET_FILTER,
+            "child_prog",
+            "GPL",
+            I.program(I.ld_map_fd(I.R1, held), I.mov64_imm(I.R0, 0), I.exit_()),
+        )
+        return {
+            "prog_id": L.prog_info(prog).id,
+            "held_map_id": L.map_info(held).id,
+            "lone_map_id": L.map_info(lone).id,
+        }
     if command == "attach":
         prog = _cgroup_skb(L.AttachType.CGROUP_INET_EGRESS)
         cgroup = os.open(args[0], os.O_RDONLY | os.O_DIRECTORY)

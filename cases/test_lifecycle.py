@@ -32,8 +32,14 @@ def run_child(*args: str) -> dict:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     # The repo may be read-only (inside the VM): -B and the variable keep .pyc out of it.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    done = subprocess.run([sys.executable, "-B", str(CHILD), *args], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-B", str(CHILD), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, f"child {args} failed:\n{done.stderr}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -65,8 +71,12 @@ def test_objects_vanish_when_their_loader_exits():
 def test_map_held_by_program_outlives_its_fd(close_later):
     map_fd = L.map_create(MapType.ARRAY, "held", 4, 8, 1)
     map_id = L.map_info(map_fd).id
-    prog_fd = L.prog_load(ProgType.SOCKET_FILTER, "holder", "GPL",
-                          I.program(I.ld_map_fd(I.R1, map_fd), I.mov64_imm(I.R0, 0), I.exit_()))
+    prog_fd = L.prog_load(
+        ProgType.SOCKET_FILTER,
+        "holder",
+        "GPL",
+        I.program(I.ld_map_fd(I.R1, map_fd), I.mov64_imm(I.R0, 0), I.exit_()),
+    )
     prog_id = L.prog_info(prog_fd).id
     os.close(map_fd)
     try:
@@ -141,8 +151,15 @@ def test_pinned_link_outlives_loader_until_unpinned(cgroup2, bpffs, close_later)
 
 def test_link_detach_keeps_link_fd_but_detaches_program(cgroup2, close_later):
     cgroup = close_later(open_dir(cgroup2))
-    prog = close_later(L.prog_load(ProgType.CGROUP_SKB, "linked", "GPL", I.program(I.mov64_imm(I.R0, 1), I.exit_()),
-                                   expected_attach_type=AttachType.CGROUP_INET_INGRESS))
+    prog = close_later(
+        L.prog_load(
+            ProgType.CGROUP_SKB,
+            "linked",
+            "GPL",
+            I.program(I.mov64_imm(I.R0, 1), I.exit_()),
+            expected_attach_type=AttachType.CGROUP_INET_INGRESS,
+        )
+    )
     link = close_later(L.link_create(prog, cgroup, AttachType.CGROUP_INET_INGRESS))
     prog_id = L.prog_info(prog).id
     assert L.prog_query(cgroup, AttachType.CGROUP_INET_INGRESS).prog_ids == [prog_id]

@@ -9,8 +9,9 @@ import struct
 
 import pytest
 
-from harness.bpf import btf
 from harness import libbpf as L
+from harness.bpf import btf
+from harness.bpf.gates import kernel_version
 from harness.libbpf import BPFError, MapType
 
 PAGE = mmap.PAGESIZE
@@ -21,7 +22,12 @@ def test_origin_hash_map_named_config(close_later):
     assert fd >= 0
     info = L.map_info(fd)
     assert (info.type, info.key_size, info.value_size, info.max_entries, info.name) == (
-        MapType.HASH, 4, 12, 10240, "config")
+        MapType.HASH,
+        4,
+        12,
+        10240,
+        "config",
+    )
     assert info.id in L.map_ids()
 
 
@@ -139,8 +145,12 @@ HUGE = ("E2BIG", "ENOMEM")
         pytest.param((MapType.ARRAY, "arr8", 8, 4, 8), {}, ("EINVAL",), id="array-key-size-8"),
         pytest.param((MapType.RINGBUF, "rb", 0, 0, 1000), {}, ("EINVAL",), id="ringbuf-not-power-of-2"),
         pytest.param((MapType.LPM_TRIE, "lpm", 8, 8, 8), {}, ("EINVAL",), id="lpm-trie-preallocated"),
-        pytest.param((MapType.LRU_HASH, "lru", 4, 4, 8), {"map_flags": L.BPF_F_NO_PREALLOC}, ("ENOTSUPP",),
-                     id="lru-no-prealloc"),
+        pytest.param(
+            (MapType.LRU_HASH, "lru", 4, 4, 8),
+            {"map_flags": L.BPF_F_NO_PREALLOC},
+            ("ENOTSUPP",),
+            id="lru-no-prealloc",
+        ),
         pytest.param((MapType.HASH, "bigval", 4, 1 << 30, 8), {}, HUGE, id="hash-huge-value"),
         pytest.param((MapType.ARRAY, "bigarr", 4, 1 << 20, 1 << 30), {}, HUGE, id="array-huge"),
     ],
@@ -164,12 +174,26 @@ def test_user_ringbuf(close_later):
 @pytest.mark.requires(map_type="CGRP_STORAGE")
 def test_cgrp_storage_keyed_by_cgroup_fd(close_later, cgroup2):
     btf_fd = close_later(L.btf_load(btf.int_only()))
-    fd = close_later(L.map_create(MapType.CGRP_STORAGE, "cgst", 4, 4, 0, map_flags=L.BPF_F_NO_PREALLOC,
-                                  btf_fd=btf_fd, btf_key_type_id=btf.INT_TYPE_ID,
-                                  btf_value_type_id=btf.INT_TYPE_ID))
+    fd = close_later(
+        L.map_create(
+            MapType.CGRP_STORAGE,
+            "cgst",
+            4,
+            4,
+            0,
+            map_flags=L.BPF_F_NO_PREALLOC,
+            btf_fd=btf_fd,
+            btf_key_type_id=btf.INT_TYPE_ID,
+            btf_value_type_id=btf.INT_TYPE_ID,
+        )
+    )
     info = L.map_info(fd)
     assert (info.type, info.key_size, info.value_size, info.map_flags) == (
-        MapType.CGRP_STORAGE, 4, 4, L.BPF_F_NO_PREALLOC)
+        MapType.CGRP_STORAGE,
+        4,
+        4,
+        L.BPF_F_NO_PREALLOC,
+    )
     cgroup = close_later(os.open(cgroup2, os.O_RDONLY | os.O_DIRECTORY))
     key = struct.pack("<i", cgroup)
     L.map_update_elem(fd, key, struct.pack("<i", 42))
@@ -186,8 +210,6 @@ def test_arena(close_later):
 
 def test_arena_is_unknown_before_6_9():
     """The other side of the ARENA gate: older kernels refuse the type number itself."""
-    from harness.bpf.gates import kernel_version
-
     if kernel_version(os.uname().release) >= kernel_version("6.9"):
         pytest.skip("kernel has ARENA maps (>= 6.9)")
     with pytest.raises(BPFError) as exc:

@@ -17,7 +17,12 @@ def test_hello_socket_filter(close_later):
     fd = close_later(L.prog_load(ProgType.SOCKET_FILTER, "hello", "GPL", RET0))
     assert fd >= 0
     info = L.prog_info(fd)
-    assert (info.name, info.type, info.insn_count, info.xlated_prog_len) == ("hello", ProgType.SOCKET_FILTER, 2, 16)
+    assert (info.name, info.type, info.insn_count, info.xlated_prog_len) == (
+        "hello",
+        ProgType.SOCKET_FILTER,
+        2,
+        16,
+    )
     assert re.fullmatch(r"[0-9a-f]{16}", info.tag)
     assert info.created_by_uid == 0
     assert info.id in L.prog_ids()
@@ -70,7 +75,7 @@ def test_verifier_log_of_accepted_program(close_later):
 def test_program_referencing_a_map_reports_it(close_later):
     map_fd = close_later(L.map_create(MapType.ARRAY, "ref", 4, 8, 1))
     prog = I.program(
-        I.st_mem(I.W, I.R10, -4, 0),          # key = 0 on the stack
+        I.st_mem(I.W, I.R10, -4, 0),  # key = 0 on the stack
         I.mov64_reg(I.R2, I.R10),
         I.alu64_imm(I.ADD, I.R2, -4),
         I.ld_map_fd(I.R1, map_fd),

@@ -34,8 +34,10 @@ def kernels(catalog: dict, series: list[str], source: str, every: bool) -> list[
     known = sorted({k["series"] for k in entries}, key=version_key)
     unknown = [s for s in series if s not in known]
     if unknown:
-        raise SystemExit(f"ci/matrix.py: series {', '.join(unknown)} not in the catalog for source "
-                         f"{source!r}; it has {', '.join(known)}")
+        raise SystemExit(
+            f"ci/matrix.py: series {', '.join(unknown)} not in the catalog for source "
+            f"{source!r}; it has {', '.join(known)}"
+        )
     chosen = series or known
     out = []
     for s in sorted(chosen, key=version_key):
@@ -48,9 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--catalog", type=Path, default=CATALOG)
     p.add_argument("--series", default="", help="comma-separated series (default: every series)")
-    p.add_argument("--source", default="debian", choices=("debian", "ubuntu-mainline", "any"),
-                   help="which catalog source (default debian: what apt reaches from a Debian container)")
-    p.add_argument("--all", dest="every", action="store_true", help="every kernel of a series, not the newest")
+    p.add_argument(
+        "--source",
+        default="debian",
+        choices=("debian", "ubuntu-mainline", "any"),
+        help="which catalog source (default debian: what apt reaches from a Debian container)",
+    )
+    p.add_argument(
+        "--all", dest="every", action="store_true", help="every kernel of a series, not the newest"
+    )
     p.add_argument("--github-output", type=Path, metavar="FILE", help="append kernels=<json> to this file")
     args = p.parse_args(argv)
     with open(args.catalog, "rb") as f:

@@ -71,8 +71,9 @@ def resolve(
             f"fetch it first: python -m harness kernels fetch {target.name}"
         )
     try:
-        entry = cache.install(target, _source(target, debian_mirror, mainline_mirror),
-                              force=force, progress=progress)
+        entry = cache.install(
+            target, _source(target, debian_mirror, mainline_mirror), force=force, progress=progress
+        )
     except ArchiveUnreachable as e:
         raise KernelError(f"{e}\n{_alternatives(cache, exclude=target.name)}") from None
     return entry.kernel()
@@ -103,6 +104,7 @@ def available() -> list[Available]:
     out = []
     for e in load_catalog().entries:
         hit = cache.lookup(e.name)
-        out.append(Available(e.name, e.series, e.source,
-                             hit.meta["release"] if hit else e.release, hit is not None))
+        out.append(
+            Available(e.name, e.series, e.source, hit.meta["release"] if hit else e.release, hit is not None)
+        )
     return out

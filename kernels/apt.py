@@ -48,7 +48,9 @@ def known(pins: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     try:
         out = subprocess.run(
             ["apt-cache", "show", *(f"{p}={v}" for p, v in pins)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return set()

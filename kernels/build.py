@@ -81,15 +81,19 @@ def build(tree: Path, *, fragment: Path | None = None, verbose: bool = False) ->
     tree = tree.absolute()
     fragment = (fragment or default_fragment()).absolute()
     if not (tree / "Makefile").is_file() or not (tree / "Kconfig").is_file():
-        raise KernelError(f"{tree} is not a kernel source tree (no Makefile and Kconfig); "
-                          "pass the top directory of an unpacked kernel source")
+        raise KernelError(
+            f"{tree} is not a kernel source tree (no Makefile and Kconfig); "
+            "pass the top directory of an unpacked kernel source"
+        )
     if not fragment.is_file():
         raise KernelError(f"config fragment {fragment} does not exist")
     cmd = build_command(fragment, force_config=(tree / ".config").exists(), verbose=verbose)
     try:
         r = subprocess.run(cmd, cwd=tree, env=vng_env())
     except FileNotFoundError:
-        raise KernelError("vng (virtme-ng) is not installed in this environment: pip install virtme-ng") from None
+        raise KernelError(
+            "vng (virtme-ng) is not installed in this environment: pip install virtme-ng"
+        ) from None
     if r.returncode != 0:
         raise KernelError(
             f"kernel build in {tree} failed (vng exit {r.returncode}); the compiler output is above. "

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import filelock
@@ -60,8 +60,15 @@ class Entry:
 
     def kernel(self) -> Kernel:
         m = self.meta
-        return Kernel(name=m["name"], release=m["release"], image=self.image, source=m["source"],
-                      sha256=m["image_sha256"], package=m.get("package"), origin=m.get("origin", ""))
+        return Kernel(
+            name=m["name"],
+            release=m["release"],
+            image=self.image,
+            source=m["source"],
+            sha256=m["image_sha256"],
+            package=m.get("package"),
+            origin=m.get("origin", ""),
+        )
 
 
 def _tool(name: str, package: str) -> str:
@@ -69,8 +76,9 @@ def _tool(name: str, package: str) -> str:
     path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
     found = shutil.which(name, path=path)
     if not found:
-        raise KernelError(f"{name} is not installed; it is needed to unpack kernel packages: "
-                          f"apt-get install {package}")
+        raise KernelError(
+            f"{name} is not installed; it is needed to unpack kernel packages: apt-get install {package}"
+        )
     return found
 
 
@@ -135,8 +143,11 @@ class Cache:
         if not self.root.is_dir():
             return set()
         self._check_readable()
-        return {p.name for p in self.root.iterdir()
-                if not p.name.startswith(".") and self.lookup(p.name) is not None}
+        return {
+            p.name
+            for p in self.root.iterdir()
+            if not p.name.startswith(".") and self.lookup(p.name) is not None
+        }
 
     # --- writing -----------------------------------------------------------
 
@@ -155,8 +166,9 @@ class Cache:
         except OSError as e:
             raise self._unusable("writable", e) from None
 
-    def install(self, entry: CatalogEntry, source: KernelSource, *, force: bool = False,
-                progress: bool = True) -> Entry:
+    def install(
+        self, entry: CatalogEntry, source: KernelSource, *, force: bool = False, progress: bool = True
+    ) -> Entry:
         """Fetch and unpack entry unless a complete copy exists; safe across processes."""
         self._prepare_root()
         lock = filelock.FileLock(str(self.root / ".locks" / f"{entry.name}.lock"))
@@ -164,8 +176,11 @@ class Cache:
             lock.acquire(timeout=0)
         except filelock.Timeout:
             if progress:
-                print(f"waiting for another process that is fetching kernel {entry.name}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"waiting for another process that is fetching kernel {entry.name}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             try:
                 lock.acquire(timeout=LOCK_TIMEOUT)
             except filelock.Timeout:
@@ -202,8 +217,10 @@ class Cache:
             for deb in got.debs:
                 r = subprocess.run([dpkg_deb, "-x", str(deb), str(tree)], capture_output=True, text=True)
                 if r.returncode != 0:
-                    raise KernelError(f"dpkg-deb could not unpack {deb.name}: {r.stderr.strip()}; "
-                                      "the package may be damaged: fetch again")
+                    raise KernelError(
+                        f"dpkg-deb could not unpack {deb.name}: {r.stderr.strip()}; "
+                        "the package may be damaged: fetch again"
+                    )
                 deb.unlink()  # half the disk space until the rename
             release = self._finish_tree(tree, entry)
             image = tree / "boot" / f"vmlinuz-{release}"
@@ -218,7 +235,7 @@ class Cache:
                 "image": f"boot/vmlinuz-{release}",
                 "image_sha256": sha256_file(image),
                 "origin": got.origin,
-                "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             (tree / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
             final = self.root / entry.name
@@ -233,13 +250,17 @@ class Cache:
         """Find the release, make the image readable, and build modules.dep."""
         images = sorted((tree / "boot").glob("vmlinuz-*")) if (tree / "boot").is_dir() else []
         if len(images) != 1:
-            raise KernelError(f"the package(s) for kernel {entry.name} contain {len(images)} "
-                              "boot/vmlinuz-* files, expected exactly one; the catalog entry "
-                              "points at the wrong package")
+            raise KernelError(
+                f"the package(s) for kernel {entry.name} contain {len(images)} "
+                "boot/vmlinuz-* files, expected exactly one; the catalog entry "
+                "points at the wrong package"
+            )
         release = images[0].name.removeprefix("vmlinuz-")
         if entry.release and release != entry.release:
-            raise KernelError(f"kernel {entry.name}: the catalog says release {entry.release}, the "
-                              f"package contains {release}; correct `release` in kernels/catalog.toml")
+            raise KernelError(
+                f"kernel {entry.name}: the catalog says release {entry.release}, the "
+                f"package contains {release}; correct `release` in kernels/catalog.toml"
+            )
         # Ubuntu ships the image mode 0600; vng runs as the user and must read it.
         images[0].chmod(0o644)
         # Newer packages install modules under usr/lib (merged /usr); vng and
@@ -250,10 +271,14 @@ class Cache:
             mods.parent.mkdir(parents=True, exist_ok=True)
             usr_mods.rename(mods)
         if not mods.is_dir():
-            raise KernelError(f"the package(s) for kernel {entry.name} contain no lib/modules/{release}; "
-                              "without modules the guest has no 9p; the catalog entry needs a "
-                              "modules package")
-        r = subprocess.run([_tool("depmod", "kmod"), "-b", str(tree), release], capture_output=True, text=True)
+            raise KernelError(
+                f"the package(s) for kernel {entry.name} contain no lib/modules/{release}; "
+                "without modules the guest has no 9p; the catalog entry needs a "
+                "modules package"
+            )
+        r = subprocess.run(
+            [_tool("depmod", "kmod"), "-b", str(tree), release], capture_output=True, text=True
+        )
         if r.returncode != 0 or not (mods / "modules.dep").exists():
             raise KernelError(f"depmod failed for {release}: {r.stderr.strip()}")
         return release

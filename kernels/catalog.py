@@ -31,12 +31,32 @@ _NAME = re.compile(r"^[0-9][0-9A-Za-z.+-]*$")
 
 # Fields each source needs; everything else is optional.
 _REQUIRED = {
-    "debian": ("name", "series", "source", "package", "package_version", "release",
-               "filename", "sha256", "size"),
+    "debian": (
+        "name",
+        "series",
+        "source",
+        "package",
+        "package_version",
+        "release",
+        "filename",
+        "sha256",
+        "size",
+    ),
     "ubuntu-mainline": ("name", "series", "source", "tag"),
 }
-_FIELDS = {"name", "series", "source", "package", "package_version", "release",
-           "filename", "sha256", "size", "tag", "comment"}
+_FIELDS = {
+    "name",
+    "series",
+    "source",
+    "package",
+    "package_version",
+    "release",
+    "filename",
+    "sha256",
+    "size",
+    "tag",
+    "comment",
+}
 
 
 @dataclass(frozen=True)
@@ -153,10 +173,14 @@ def _validate(path: str, data: dict) -> list[CatalogEntry]:
         if "size" in t and (not isinstance(t["size"], int) or t["size"] <= 0):
             wrong.append("size")
         if wrong:
-            problems.append(f"{where}: wrong type for {', '.join(wrong)} (size is a positive integer, the rest strings)")
+            problems.append(
+                f"{where}: wrong type for {', '.join(wrong)} (size is a positive integer, the rest strings)"
+            )
             continue
         if not _NAME.match(t["name"]):
-            problems.append(f"{where}: name must start with a digit and contain only letters, digits and . + -")
+            problems.append(
+                f"{where}: name must start with a digit and contain only letters, digits and . + -"
+            )
         if t["name"] in seen:
             problems.append(f"{where}: duplicate name {t['name']!r}")
         seen.add(t["name"])
@@ -166,7 +190,8 @@ def _validate(path: str, data: dict) -> list[CatalogEntry]:
         entries.append(CatalogEntry(**t))
     if problems:
         raise KernelError(
-            f"kernel catalog {path} is malformed:\n  " + "\n  ".join(problems)
+            f"kernel catalog {path} is malformed:\n  "
+            + "\n  ".join(problems)
             + "\nfix these entries (see the comments at the top of kernels/catalog.toml)"
         )
     return entries

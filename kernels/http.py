@@ -27,7 +27,10 @@ class NotFound(KernelError):
 
 def session() -> requests.Session:
     retry = Retry(
-        total=2, connect=2, read=2, status=2,
+        total=2,
+        connect=2,
+        read=2,
+        status=2,
         backoff_factor=0.5,
         status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=frozenset({"GET", "HEAD"}),
@@ -52,7 +55,9 @@ def _get(s: requests.Session, url: str, *, stream: bool) -> requests.Response:
         raise NotFound(f"{url} does not exist (HTTP {r.status_code})")
     if r.status_code != 200:
         r.close()
-        raise KernelError(f"{url} answered HTTP {r.status_code} {r.reason}; try again later or use another mirror")
+        raise KernelError(
+            f"{url} answered HTTP {r.status_code} {r.reason}; try again later or use another mirror"
+        )
     return r
 
 
@@ -94,8 +99,10 @@ def download(
             dest.unlink(missing_ok=True)
             last = e
             if progress:
-                print(f"download of {url} broke off ({_reason(e)}); attempt {attempt} of {attempts}",
-                      file=sys.stderr)
+                print(
+                    f"download of {url} broke off ({_reason(e)}); attempt {attempt} of {attempts}",
+                    file=sys.stderr,
+                )
     else:
         raise KernelError(
             f"download of {url} broke off {attempts} times ({_reason(last)}); nothing was kept. "
@@ -103,8 +110,10 @@ def download(
         )
     if size is not None and got != size:
         dest.unlink(missing_ok=True)
-        raise KernelError(f"{url}: expected {size} bytes, got {got}; the file was discarded. "
-                          "The mirror serves a different file than the catalog pins: use another mirror")
+        raise KernelError(
+            f"{url}: expected {size} bytes, got {got}; the file was discarded. "
+            "The mirror serves a different file than the catalog pins: use another mirror"
+        )
     if sha256 is not None and digest != sha256:
         dest.unlink(missing_ok=True)
         raise KernelError(
@@ -141,12 +150,25 @@ class _Progress:
         if not self.enabled:
             return self
         if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
-            self.rich = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                 TransferSpeedColumn(), TimeRemainingColumn(),
-                                 console=Console(stderr=True), transient=True)
+            from rich.console import Console  # noqa: PLC0415 - only on a terminal
+            from rich.progress import (  # noqa: PLC0415
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.rich = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
             self.rich.start()
             self.task = self.rich.add_task(self.label, total=self.total)
         else:
@@ -162,5 +184,7 @@ class _Progress:
         if self.rich:
             self.rich.stop()
         if self.enabled and exc_type is None:
-            print(f"fetched {self.label} in {time.monotonic() - self.start:.1f} s", file=sys.stderr, flush=True)
+            print(
+                f"fetched {self.label} in {time.monotonic() - self.start:.1f} s", file=sys.stderr, flush=True
+            )
         return False

@@ -44,9 +44,16 @@ def parse_checksums(text: str) -> dict[str, str]:
 
 def pick(checksums: dict[str, str]) -> list[str]:
     """Names of the generic amd64 image deb and, if listed, its modules deb (image first)."""
+
     def matching(rx):
-        return sorted(n for n in checksums
-                      if rx.match(n.rsplit("/", 1)[-1]) and n.count("/") <= 1 and (n.count("/") == 0 or n.startswith("amd64/")))
+        return sorted(
+            n
+            for n in checksums
+            if rx.match(n.rsplit("/", 1)[-1])
+            and n.count("/") <= 1
+            and (n.count("/") == 0 or n.startswith("amd64/"))
+        )
+
     images = matching(_IMAGE) or matching(_IMAGE_OLD)
     if not images:
         return []
@@ -97,6 +104,8 @@ class MainlineSource:
             try:
                 http.download(s, where + name, target, sha256=sums[name], progress=progress)
             except ArchiveUnreachable as e:
-                raise ArchiveUnreachable(f"the Ubuntu mainline archive {self.base} is unreachable ({e})") from None
+                raise ArchiveUnreachable(
+                    f"the Ubuntu mainline archive {self.base} is unreachable ({e})"
+                ) from None
             debs.append(target)
-        return Downloaded(debs, {d.name: sums[n] for d, n in zip(debs, names)}, where)
+        return Downloaded(debs, {d.name: sums[n] for d, n in zip(debs, names, strict=True)}, where)

@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from harness.kernels.catalog import load_catalog
 from harness.kernels.kernel import sha256_file as sha256  # noqa: F401 - re-exported to the tests
 
@@ -37,7 +36,9 @@ def real_deb(tmp_path_factory) -> Path:
     if "deb" in _deb_cache:
         return _deb_cache["deb"]
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        pytest.skip("needs apt-get and dpkg-deb (Debian/Ubuntu host) to fetch and unpack a real kernel package")
+        pytest.skip(
+            "needs apt-get and dpkg-deb (Debian/Ubuntu host) to fetch and unpack a real kernel package"
+        )
     e = catalog_entry()
     d = tmp_path_factory.mktemp("deb")
     cmd = ["apt-get", "download", "-q"]
@@ -46,7 +47,9 @@ def real_deb(tmp_path_factory) -> Path:
     r = subprocess.run(cmd + [f"{e.package}={e.package_version}"], cwd=d, capture_output=True, text=True)
     debs = list(d.glob("*.deb"))
     if r.returncode != 0 or len(debs) != 1:
-        pytest.skip(f"apt-get download {e.package}={e.package_version} failed here: {r.stderr.strip()[-300:]}")
+        pytest.skip(
+            f"apt-get download {e.package}={e.package_version} failed here: {r.stderr.strip()[-300:]}"
+        )
     _deb_cache["deb"] = debs[0]
     return debs[0]
 
@@ -119,8 +122,7 @@ def _chunks(body):
             yield body[i : i + (1 << 20)]
         return
     with open(body, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            yield chunk
+        yield from iter(lambda: f.read(1 << 20), b"")
 
 
 def closed_port() -> int:
@@ -144,8 +146,20 @@ def write_catalog(path: Path, tables: list[dict]) -> Path:
 
 def debian_table(name: str = DEB_NAME) -> dict:
     e = catalog_entry(name)
-    return {k: getattr(e, k) for k in ("name", "series", "source", "package", "package_version",
-                                       "release", "filename", "sha256", "size")}
+    return {
+        k: getattr(e, k)
+        for k in (
+            "name",
+            "series",
+            "source",
+            "package",
+            "package_version",
+            "release",
+            "filename",
+            "sha256",
+            "size",
+        )
+    }
 
 
 def mainline_table(name: str = "6.8", release: str | None = None) -> dict:

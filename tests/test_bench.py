@@ -75,14 +75,35 @@ def test_b4_measurements_run(tmp_path):
 
 
 def test_table_writer(tmp_path):
-    machine = {"cpu_model": "cpu", "cpus": 2, "memory": "1 kB", "accel": "tcg", "accel_reason": "forced",
-               "host_kernel": "6.18", "python": "3.11", "qemu": "QEMU 7.2", "vng": "1.42",
-               "kernels": {"6.1": {"name": "6.1.192", "release": "6.1.0-56-amd64"}},
-               "git_commit": "abc", "date": "today", "load_at_start": [0.1, 0.2, 0.3]}
+    machine = {
+        "cpu_model": "cpu",
+        "cpus": 2,
+        "memory": "1 kB",
+        "accel": "tcg",
+        "accel_reason": "forced",
+        "host_kernel": "6.18",
+        "python": "3.11",
+        "qemu": "QEMU 7.2",
+        "vng": "1.42",
+        "kernels": {"6.1": {"name": "6.1.192", "release": "6.1.0-56-amd64"}},
+        "git_commit": "abc",
+        "date": "today",
+        "load_at_start": [0.1, 0.2, 0.3],
+    }
     bench = run.Bench(tmp_path, quick=True, quiet_limit=0)
     bench.measurements["x"] = {"load_before": [0.5, 0, 0], "quiet": True, "lines": [], "max_qemu_during": 2}
-    bench.row("B1", "boot", 20.0, "s", baseline=18.0, baseline_what="vng", ratio=20 / 18,
-              target="ratio <= 1.15", met=True, labels=("x",))
+    bench.row(
+        "B1",
+        "boot",
+        20.0,
+        "s",
+        baseline=18.0,
+        baseline_what="vng",
+        ratio=20 / 18,
+        target="ratio <= 1.15",
+        met=True,
+        labels=("x",),
+    )
     bench.breakdown["B1 harness"] = {"udev settle": 16.9, "lines": ["a", "b"]}
     md, js = run.write(bench.report(machine), tmp_path / "out")
     text = md.read_text()

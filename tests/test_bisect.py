@@ -12,8 +12,19 @@ from harness.report import bisect
 from harness.report.bisect import BisectError, StepResult
 
 ROOT = Path(__file__).resolve().parent.parent
-CATALOG = ["6.1.170", "6.1.176", "6.1.187", "6.1.190", "6.1.192-1", "6.1.192",
-           "6.12.107", "6.12.111", "6.12.113", "6.12.115", "6.12.117"]
+CATALOG = [
+    "6.1.170",
+    "6.1.176",
+    "6.1.187",
+    "6.1.190",
+    "6.1.192-1",
+    "6.1.192",
+    "6.12.107",
+    "6.12.111",
+    "6.12.113",
+    "6.12.115",
+    "6.12.117",
+]
 CASE = "cases/test_maps.py::test_cgrp_storage_keyed_by_cgroup_fd"
 
 
@@ -99,9 +110,11 @@ def test_unknown_kernel_names_the_choices():
 
 # -- git --------------------------------------------------------------------
 
+
 def _git(tree: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(tree), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(tree), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -166,6 +179,7 @@ def test_git_bisect_refuses_a_dirty_tree(tree):
 
 # -- real VMs ---------------------------------------------------------------
 
+
 @pytest.mark.vm
 def test_real_bisect_across_series_finds_where_cgroup_storage_appears(tmp_path):
     """6.1.190 .. 6.12.111 (5 catalog kernels): CGRP_STORAGE is skipped on 6.1 (before 6.2), passes on 6.12.
@@ -176,11 +190,30 @@ def test_real_bisect_across_series_finds_where_cgroup_storage_appears(tmp_path):
     from vmtools import require_vm_host
 
     require_vm_host()
-    r = subprocess.run([sys.executable, "-m", "harness", "bisect", "--good", "6.1.190", "--bad", "6.12.111",
-                        "--workdir", str(tmp_path), CASE],
-                       cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "bisect",
+            "--good",
+            "6.1.190",
+            "--bad",
+            "6.12.111",
+            "--workdir",
+            str(tmp_path),
+            CASE,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "first kernel where the outcome changes: 6.12.107 (skipped on 6.1.192 and older, passed from 6.12.107)" in r.stdout
+    assert (
+        "first kernel where the outcome changes: 6.12.107 (skipped on 6.1.192 and older, passed from 6.12.107)"
+        in r.stdout
+    )
     steps = [line for line in r.stdout.splitlines() if line.startswith("bisect: 6.")]
     assert [s.split()[1] for s in steps] == ["6.1.190", "6.1.192", "6.12.107"]
     assert f"rerun: pytest --kernel 6.12.107 '{CASE}[6.12.107]'" in r.stdout

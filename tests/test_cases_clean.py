@@ -24,7 +24,13 @@ def test_cases_pass_and_leave_nothing(bpf_privileges):
     # Fixtures and gates come from the harness plugin (entry point), as in any run.
     done = subprocess.run(
         [sys.executable, "-B", "-m", "pytest", "cases/", "-p", "no:cacheprovider", "-q"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-5000:]
     passed = re.search(r"(\d+) passed", out)

@@ -10,8 +10,10 @@ pytestmark = pytest.mark.vm
 
 # where the two kernels really differ (map types new in 6.2 and 6.9)
 # case -> words of its skip reason
-ONLY_612 = {"cases/test_maps.py::test_arena": "ARENA maps need kernel >= 6.9",
-            "cases/test_maps.py::test_cgrp_storage_keyed_by_cgroup_fd": "CGRP_STORAGE maps need kernel >= 6.2"}
+ONLY_612 = {
+    "cases/test_maps.py::test_arena": "ARENA maps need kernel >= 6.9",
+    "cases/test_maps.py::test_cgrp_storage_keyed_by_cgroup_fd": "CGRP_STORAGE maps need kernel >= 6.2",
+}
 ONLY_61 = {"cases/test_maps.py::test_arena_is_unknown_before_6_9": "kernel has ARENA maps"}
 
 

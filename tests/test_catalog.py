@@ -9,14 +9,27 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from harness.kernels import KernelError, resolve
 from harness.kernels.catalog import CatalogEntry, LocalSpec, load_catalog, resolve_spec
+
 from tests.kernel_testlib import REPO, write_catalog
 
 CATALOG = REPO / "kernels" / "catalog.toml"
-MAINLINE = ["5.10", "5.15", "6.6", "6.8", "6.9", "6.10", "6.11", "6.13", "6.14", "6.15", "6.16",
-            "6.17", "6.18"]
+MAINLINE = [
+    "5.10",
+    "5.15",
+    "6.6",
+    "6.8",
+    "6.9",
+    "6.10",
+    "6.11",
+    "6.13",
+    "6.14",
+    "6.15",
+    "6.16",
+    "6.17",
+    "6.18",
+]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +67,10 @@ def test_packaged_catalog_is_the_one_in_use(catalog, monkeypatch):
     assert load_catalog().entries == catalog.entries
 
 
-@pytest.mark.skipif(shutil.which("apt-cache") is None or shutil.which("dpkg") is None,
-                    reason="needs apt-cache and dpkg (Debian host) to regenerate the Debian entries")
+@pytest.mark.skipif(
+    shutil.which("apt-cache") is None or shutil.which("dpkg") is None,
+    reason="needs apt-cache and dpkg (Debian host) to regenerate the Debian entries",
+)
 def test_update_catalog_reproduces_the_committed_debian_entries(catalog, tmp_path):
     r = subprocess.run([sys.executable, "ci/update_catalog.py"], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -74,16 +89,21 @@ def test_update_catalog_names_duplicate_upstream_versions():
         import update_catalog
     finally:
         sys.path.pop(0)
-    stanza = ("Package: linux-image-6.1.0-{abi}-amd64-unsigned\nVersion: 6.1.192-{rev}\n"
-              "Filename: pool/x_{abi}.deb\nSize: 70000000\nSHA256: " + "a" * 64 + "\n\n")
+    stanza = (
+        "Package: linux-image-6.1.0-{abi}-amd64-unsigned\nVersion: 6.1.192-{rev}\n"
+        "Filename: pool/x_{abi}.deb\nSize: 70000000\nSHA256: " + "a" * 64 + "\n\n"
+    )
     noise = stanza.replace("-amd64-unsigned", "-cloud-amd64-unsigned")
     text = stanza.format(abi=56, rev=2) + noise.format(abi=56, rev=2) + stanza.format(abi=55, rev=1)
     entries = update_catalog.debian_entries(text)
-    assert [(e["name"], e["release"]) for e in entries] == [("6.1.192-1", "6.1.0-55-amd64"),
-                                                            ("6.1.192", "6.1.0-56-amd64")]
+    assert [(e["name"], e["release"]) for e in entries] == [
+        ("6.1.192-1", "6.1.0-55-amd64"),
+        ("6.1.192", "6.1.0-56-amd64"),
+    ]
 
 
 # --- resolution rules --------------------------------------------------------
+
 
 def test_series_resolves_to_newest(catalog):
     newest_12 = max((e for e in catalog.entries if e.series == "6.12"), key=lambda e: e.sort_key())
@@ -95,8 +115,10 @@ def test_series_resolves_to_newest(catalog):
 
 
 def test_version_comparison_is_numeric(tmp_path):
-    tables = [{"name": n, "series": "6.1", "source": "ubuntu-mainline", "tag": f"v{n}"}
-              for n in ("6.1.9", "6.1.10", "6.1.100")]
+    tables = [
+        {"name": n, "series": "6.1", "source": "ubuntu-mainline", "tag": f"v{n}"}
+        for n in ("6.1.9", "6.1.10", "6.1.100")
+    ]
     cat = load_catalog(write_catalog(tmp_path / "c.toml", tables))
     assert resolve_spec("6.1", cat).name == "6.1.100"
 
@@ -151,8 +173,15 @@ def test_local_image_is_used_in_place(tmp_path, monkeypatch):
     spec = resolve_spec(str(img))
     assert spec == LocalSpec(img, "image", img, "6.9.0-test")
     k = resolve(str(img))
-    assert (k.name, k.release, k.source, k.image, k.package) == ("6.9.0-test", "6.9.0-test", "local", img, None)
+    assert (k.name, k.release, k.source, k.image, k.package) == (
+        "6.9.0-test",
+        "6.9.0-test",
+        "local",
+        img,
+        None,
+    )
     import hashlib
+
     assert k.sha256 == hashlib.sha256(img.read_bytes()).hexdigest()
     assert not (tmp_path / "cache").exists(), "a local kernel needs no cache entry"
 
@@ -173,19 +202,36 @@ def test_relative_path(tmp_path, monkeypatch):
 
 # --- malformed catalogs --------------------------------------------------------
 
-@pytest.mark.parametrize("text,expected", [
-    ("schema = 1\n[[kernel]\n", "not valid TOML"),
-    ("schema = 2\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\ntag='v6.8'\n", "schema = 1"),
-    ("schema = 1\n", "one or more [[kernel]] tables"),
-    ("schema = 1\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\n", "missing tag"),
-    ("schema = 1\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='gentoo'\ntag='v6.8'\n", "source must be one of"),
-    ("schema = 1\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\ntag='v6.8'\nsha256='xyz'\n",
-     "sha256 must be 64"),
-    ("schema = 1\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\ntag='v6.8'\n"
-     "[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\ntag='v6.8'\n", "duplicate name"),
-    ("schema = 1\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\ntag='v6.8'\nurl='x'\n",
-     "unknown field(s) url"),
-])
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("schema = 1\n[[kernel]\n", "not valid TOML"),
+        (
+            "schema = 2\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\ntag='v6.8'\n",
+            "schema = 1",
+        ),
+        ("schema = 1\n", "one or more [[kernel]] tables"),
+        ("schema = 1\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\n", "missing tag"),
+        (
+            "schema = 1\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='gentoo'\ntag='v6.8'\n",
+            "source must be one of",
+        ),
+        (
+            "schema = 1\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\ntag='v6.8'\nsha256='xyz'\n",
+            "sha256 must be 64",
+        ),
+        (
+            "schema = 1\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\ntag='v6.8'\n"
+            "[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\ntag='v6.8'\n",
+            "duplicate name",
+        ),
+        (
+            "schema = 1\n[[kernel]]\nname='6.8'\nseries='6.8'\nsource='ubuntu-mainline'\ntag='v6.8'\nurl='x'\n",
+            "unknown field(s) url",
+        ),
+    ],
+)
 def test_malformed_catalog(tmp_path, monkeypatch, text, expected):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -196,6 +242,6 @@ def test_malformed_catalog(tmp_path, monkeypatch, text, expected):
 
 
 def test_catalog_entry_is_immutable(catalog):
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError):  # a frozen dataclass
         catalog.entries[0].name = "x"  # type: ignore[misc]
     assert isinstance(catalog.entries[0], CatalogEntry)

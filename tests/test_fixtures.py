@@ -9,7 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parent.parent
 
 CONFTEST = """
@@ -49,12 +48,34 @@ def test_leak_guard_and_cleanup(tmp_path, bpf_privileges):
     (tmp_path / "test_child.py").write_text(textwrap.dedent(CASES))
     record = tmp_path / "record.json"
     mounts_before = _mounts()
-    env = dict(os.environ, RECORD=str(record), PYTHONDONTWRITEBYTECODE="1",
-               PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
+    env = dict(
+        os.environ,
+        RECORD=str(record),
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    )
     done = subprocess.run(
-        [sys.executable, "-B", "-m", "pytest", "-p", "harness.bpf.fixtures", "-p", "no:cacheprovider", "-q",
-         "--rootdir", str(tmp_path), str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-B",
+            "-m",
+            "pytest",
+            "-p",
+            "harness.bpf.fixtures",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert "2 passed, 1 error" in out, out  # the leaky test passes, its teardown errors

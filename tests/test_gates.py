@@ -44,8 +44,10 @@ def test_missing_at_or_above_minimum_fails(monkeypatch):
     monkeypatch.setattr(fixtures, "unavailable_reason", lambda: None)
     with pytest.raises(pytest.fail.Exception) as exc:
         gates.apply(_gate(False), "6.12.57+deb13-amd64")
-    assert exc.value.msg == ("kernel 6.12.57+deb13-amd64 >= 6.2 but CGRP_STORAGE maps are missing: "
-                             "regression or config (CONFIG_CGROUPS)")
+    assert exc.value.msg == (
+        "kernel 6.12.57+deb13-amd64 >= 6.2 but CGRP_STORAGE maps are missing: "
+        "regression or config (CONFIG_CGROUPS)"
+    )
 
 
 def test_present_at_minimum_runs(monkeypatch):
@@ -70,13 +72,32 @@ class FakeItem:
 @pytest.mark.parametrize(
     "mark, release, reason",
     [
-        (pytest.mark.requires(map_type="ARENA"), "6.1.0-56-amd64", "ARENA maps need kernel >= 6.9; running 6.1.0-56-amd64"),
-        (pytest.mark.requires(map_type="cgrp_storage"), "6.1.0-56-amd64", "CGRP_STORAGE maps need kernel >= 6.2"),
-        (pytest.mark.requires(prog_type="NETFILTER"), "6.1.0-56-amd64", "NETFILTER programs need kernel >= 6.4"),
+        (
+            pytest.mark.requires(map_type="ARENA"),
+            "6.1.0-56-amd64",
+            "ARENA maps need kernel >= 6.9; running 6.1.0-56-amd64",
+        ),
+        (
+            pytest.mark.requires(map_type="cgrp_storage"),
+            "6.1.0-56-amd64",
+            "CGRP_STORAGE maps need kernel >= 6.2",
+        ),
+        (
+            pytest.mark.requires(prog_type="NETFILTER"),
+            "6.1.0-56-amd64",
+            "NETFILTER programs need kernel >= 6.4",
+        ),
         # A helper gate takes the later of the helper's and the program type's first kernel.
-        (pytest.mark.requires(helper=("NETFILTER", 1)), "6.1.0", "from NETFILTER programs need kernel >= 6.4"),
-        (pytest.mark.requires(helper=("KPROBE", 130)), "5.4.0", "bpf_ringbuf_output#130 from KPROBE programs need "
-                                                                "kernel >= 5.8"),
+        (
+            pytest.mark.requires(helper=("NETFILTER", 1)),
+            "6.1.0",
+            "from NETFILTER programs need kernel >= 6.4",
+        ),
+        (
+            pytest.mark.requires(helper=("KPROBE", 130)),
+            "5.4.0",
+            "bpf_ringbuf_output#130 from KPROBE programs need kernel >= 5.8",
+        ),
         (pytest.mark.min_kernel("5.8"), "5.4.0-150-generic", "need kernel >= 5.8; running 5.4.0-150-generic"),
     ],
 )
@@ -106,6 +127,9 @@ def test_unknown_requirements_are_usage_errors(mark):
 
 def test_real_probe_on_this_kernel(bpf_privileges):
     """On the running kernel a gate below its release must pass (these are all in 6.1 and later)."""
-    item = FakeItem(pytest.mark.requires(map_type="RINGBUF"), pytest.mark.requires(prog_type="CGROUP_SKB"),
-                    pytest.mark.requires(helper=("SOCKET_FILTER", 1)))
+    item = FakeItem(
+        pytest.mark.requires(map_type="RINGBUF"),
+        pytest.mark.requires(prog_type="CGROUP_SKB"),
+        pytest.mark.requires(helper=("SOCKET_FILTER", 1)),
+    )
     assert gates.check_gates(item, os.uname().release) is None

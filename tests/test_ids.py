@@ -9,19 +9,19 @@ from harness import ids
 KERNELS = ["6.1.192", "6.12.117", "6.1.0-47-amd64", "7.3.4"]
 
 CASES = [
-    "t.py::test_plain",                                   # function
-    "t.py::TestPlain::test_method",                       # method of a plain class
-    "t.py::TestUnit::test_case",                          # unittest.TestCase method
-    "pkg/mod.py::pkg.mod.helper",                         # doctest (--doctest-modules)
-    "README.md::README.md",                               # doctest of a text file
-    "t.py::test_direct[HASH-4]",                          # parametrized
-    "t.py::test_indirect[cfg0]",                          # indirect parametrization
-    "t.py::test_dots[1.2.3-a.b]",                         # params with dots
-    "t.py::test_dashes[-x--y-]",                          # params with dashes
-    "t.py::test_brackets[a[1]-[b]]",                      # params with brackets
-    "t.py::test_kernelish[6.1]",                          # a param that looks like a kernel
-    "sub/dir/t.py::TestX::test_y[a::b]",                  # "::" inside a param
-    "items.yaml::spec one",                               # another plugin's item
+    "t.py::test_plain",  # function
+    "t.py::TestPlain::test_method",  # method of a plain class
+    "t.py::TestUnit::test_case",  # unittest.TestCase method
+    "pkg/mod.py::pkg.mod.helper",  # doctest (--doctest-modules)
+    "README.md::README.md",  # doctest of a text file
+    "t.py::test_direct[HASH-4]",  # parametrized
+    "t.py::test_indirect[cfg0]",  # indirect parametrization
+    "t.py::test_dots[1.2.3-a.b]",  # params with dots
+    "t.py::test_dashes[-x--y-]",  # params with dashes
+    "t.py::test_brackets[a[1]-[b]]",  # params with brackets
+    "t.py::test_kernelish[6.1]",  # a param that looks like a kernel
+    "sub/dir/t.py::TestX::test_y[a::b]",  # "::" inside a param
+    "items.yaml::spec one",  # another plugin's item
 ]
 
 

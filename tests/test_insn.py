@@ -38,20 +38,20 @@ def test_known_encodings(encoded, expected):
 def test_ld_imm64_takes_two_slots_low_half_first():
     encoded = I.ld_imm64(I.R1, 0x1122334455667788)
     assert len(encoded) == 16
-    assert encoded.hex() == "18010000" "88776655" "00000000" "44332211"
+    assert encoded.hex() == "18010000887766550000000044332211"
 
 
 def test_ld_imm64_negative():
-    assert I.ld_imm64(I.R0, -1).hex() == "18000000ffffffff" "00000000ffffffff"
+    assert I.ld_imm64(I.R0, -1).hex() == "18000000ffffffff00000000ffffffff"
 
 
 def test_ld_map_fd_marks_src_reg_1():
-    assert I.ld_map_fd(I.R1, 5).hex() == "1811000005000000" "0000000000000000"
+    assert I.ld_map_fd(I.R1, 5).hex() == "18110000050000000000000000000000"
 
 
 def test_program_concatenates():
     prog = I.program(I.mov64_imm(I.R0, 0), I.exit_())
-    assert prog == bytes.fromhex("b700000000000000" "9500000000000000")
+    assert prog == bytes.fromhex("b7000000000000009500000000000000")
 
 
 @pytest.mark.parametrize(

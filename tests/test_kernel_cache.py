@@ -9,13 +9,23 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from harness.kernels import KernelError, available, resolve
 from harness.kernels.cache import Cache
 from harness.kernels.catalog import CatalogEntry, load_catalog
 from harness.kernels.debian import DebianSource
-from tests.kernel_testlib import (DEB_NAME, PYTHON, REPO, Archive, catalog_entry, debian_table,
-                            leftovers, real_deb, sha256, write_catalog)
+
+from tests.kernel_testlib import (
+    DEB_NAME,
+    PYTHON,
+    REPO,
+    Archive,
+    catalog_entry,
+    debian_table,
+    leftovers,
+    real_deb,
+    sha256,
+    write_catalog,
+)
 
 ENTRY = catalog_entry()
 
@@ -23,13 +33,15 @@ ENTRY = catalog_entry()
 def _apt_knows(entry) -> bool:
     if shutil.which("apt-cache") is None:
         return False
-    out = subprocess.run(["apt-cache", "show", f"{entry.package}={entry.package_version}"],
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["apt-cache", "show", f"{entry.package}={entry.package_version}"], capture_output=True, text=True
+    ).stdout
     return bool(out.strip())
 
 
-needs_apt = pytest.mark.skipif(not _apt_knows(ENTRY),
-                               reason=f"this host's apt does not list {ENTRY.package}={ENTRY.package_version}")
+needs_apt = pytest.mark.skipif(
+    not _apt_knows(ENTRY), reason=f"this host's apt does not list {ENTRY.package}={ENTRY.package_version}"
+)
 
 
 @pytest.fixture
@@ -56,6 +68,7 @@ def _snapshot(root: Path) -> list[tuple[str, int, int]]:
 
 
 # --- Debian through an HTTP mirror -----------------------------------------
+
 
 def test_debian_mirror_fetch_tries_mirrors_in_order(cache_dir, deb):
     with Archive() as a:
@@ -96,6 +109,7 @@ def test_debian_without_apt_or_mirror_says_what_to_set(cache_dir, monkeypatch):
 
 # --- Debian through apt, the normal path here ------------------------------
 
+
 @needs_apt
 def test_apt_fetch_then_cached_resolve_needs_no_network(cache_dir, monkeypatch):
     k = resolve(DEB_NAME, progress=False)
@@ -135,6 +149,7 @@ def test_fetch_disabled_and_not_cached(cache_dir):
 
 # --- an unusable cache directory: clear error, nothing touched ------------
 
+
 def test_cache_path_is_a_file(tmp_path, monkeypatch):
     f = tmp_path / "cachefile"
     f.write_text("not a dir")
@@ -151,11 +166,19 @@ def _run_without_dac_override(code: str, env: dict) -> subprocess.CompletedProce
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
-            pytest.skip("running as root and setpriv (util-linux) is missing, so permission bits cannot be tested")
+            pytest.skip(
+                "running as root and setpriv (util-linux) is missing, so permission bits cannot be tested"
+            )
         drop = "-dac_override,-dac_read_search"
         prefix = [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", "--"]
-    return subprocess.run([*prefix, PYTHON, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        [*prefix, PYTHON, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("mode,word", [(0o555, "not writable"), (0o000, "not readable")])
@@ -167,8 +190,10 @@ def test_unwritable_or_unreadable_cache_dir(tmp_path, mode, word):
     root.chmod(mode)
     try:
         before = _snapshot(root)
-        code = ("from harness.__main__ import main; import sys; "
-                f"sys.exit(main(['kernels', 'fetch', '-q', '{DEB_NAME}']))")
+        code = (
+            "from harness.__main__ import main; import sys; "
+            f"sys.exit(main(['kernels', 'fetch', '-q', '{DEB_NAME}']))"
+        )
         r = _run_without_dac_override(code, {"HARNESS_CACHE_DIR": str(root), "HARNESS_CATALOG": str(cat)})
         assert r.returncode == 1, r.stderr
         assert word in r.stderr and str(root) in r.stderr and "HARNESS_CACHE_DIR" in r.stderr
@@ -184,10 +209,13 @@ def test_cache_under_unwritable_parent_creates_nothing(tmp_path):
     cat = write_catalog(tmp_path / "catalog.toml", [debian_table()])
     parent.chmod(0o555)
     try:
-        code = ("from harness.__main__ import main; import sys; "
-                f"sys.exit(main(['kernels', 'fetch', '-q', '{DEB_NAME}']))")
-        r = _run_without_dac_override(code, {"HARNESS_CACHE_DIR": str(parent / "a" / "b"),
-                                             "HARNESS_CATALOG": str(cat)})
+        code = (
+            "from harness.__main__ import main; import sys; "
+            f"sys.exit(main(['kernels', 'fetch', '-q', '{DEB_NAME}']))"
+        )
+        r = _run_without_dac_override(
+            code, {"HARNESS_CACHE_DIR": str(parent / "a" / "b"), "HARNESS_CATALOG": str(cat)}
+        )
         assert r.returncode == 1 and "not writable" in r.stderr and "Traceback" not in r.stderr
         assert list(parent.iterdir()) == []
     finally:
@@ -201,10 +229,21 @@ def test_readonly_cache_with_complete_entry_still_resolves(tmp_path, monkeypatch
     (entry / "boot").mkdir(parents=True)
     image = entry / "boot" / "vmlinuz-6.8.0-060800-generic"
     image.write_bytes(b"fake image")
-    (entry / "meta.json").write_text(json.dumps({
-        "schema": 1, "name": "6.8", "release": "6.8.0-060800-generic", "source": "ubuntu-mainline",
-        "package": None, "image": "boot/vmlinuz-6.8.0-060800-generic", "image_sha256": sha256(image),
-        "origin": "test", "fetched_at": "2026-01-01T00:00:00+00:00"}))
+    (entry / "meta.json").write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "name": "6.8",
+                "release": "6.8.0-060800-generic",
+                "source": "ubuntu-mainline",
+                "package": None,
+                "image": "boot/vmlinuz-6.8.0-060800-generic",
+                "image_sha256": sha256(image),
+                "origin": "test",
+                "fetched_at": "2026-01-01T00:00:00+00:00",
+            }
+        )
+    )
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(root))
     monkeypatch.delenv("HARNESS_CATALOG", raising=False)
     before = _snapshot(root)
@@ -215,9 +254,16 @@ def test_readonly_cache_with_complete_entry_still_resolves(tmp_path, monkeypatch
 
 # --- the command line --------------------------------------------------------
 
+
 def _cli(*args, env=None):
-    return subprocess.run([PYTHON, "-m", "harness", *args], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [PYTHON, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def test_cli_unknown_kernel_exits_nonzero_without_traceback(tmp_path):
@@ -242,5 +288,5 @@ def test_cli_fetch_prefetches(cache_dir):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"{DEB_NAME}: {cache_dir / DEB_NAME / 'boot'}")
     r = _cli("kernels", "list", env={"COLUMNS": "200"})
-    line = next(l for l in r.stdout.splitlines() if f" {DEB_NAME} " in l)
+    line = next(x for x in r.stdout.splitlines() if f" {DEB_NAME} " in x)
     assert " yes " in line

@@ -26,14 +26,43 @@ RET0 = I.program(I.mov64_imm(I.R0, 0), I.exit_())
 @pytest.mark.parametrize(
     "struct_type, size, offsets",
     [
-        pytest.param(L.MapCreateOpts, 48, {"btf_fd": 8, "inner_map_fd": 24, "map_flags": 28, "map_extra": 32,
-                                           "numa_node": 40, "map_ifindex": 44}, id="bpf_map_create_opts"),
-        pytest.param(L.ProgLoadOpts, 104, {"attempts": 8, "expected_attach_type": 12, "prog_flags": 20,
-                                           "kern_version": 28, "attach_btf_obj_fd": 40, "fd_array": 48,
-                                           "func_info": 56, "line_info": 72, "log_level": 88, "log_size": 92,
-                                           "log_buf": 96}, id="bpf_prog_load_opts"),
-        pytest.param(L.LinkCreateOpts, 64, {"flags": 8, "iter_info": 16, "iter_info_len": 24,
-                                            "target_btf_id": 28, "_union": 32}, id="bpf_link_create_opts"),
+        pytest.param(
+            L.MapCreateOpts,
+            48,
+            {
+                "btf_fd": 8,
+                "inner_map_fd": 24,
+                "map_flags": 28,
+                "map_extra": 32,
+                "numa_node": 40,
+                "map_ifindex": 44,
+            },
+            id="bpf_map_create_opts",
+        ),
+        pytest.param(
+            L.ProgLoadOpts,
+            104,
+            {
+                "attempts": 8,
+                "expected_attach_type": 12,
+                "prog_flags": 20,
+                "kern_version": 28,
+                "attach_btf_obj_fd": 40,
+                "fd_array": 48,
+                "func_info": 56,
+                "line_info": 72,
+                "log_level": 88,
+                "log_size": 92,
+                "log_buf": 96,
+            },
+            id="bpf_prog_load_opts",
+        ),
+        pytest.param(
+            L.LinkCreateOpts,
+            64,
+            {"flags": 8, "iter_info": 16, "iter_info_len": 24, "target_btf_id": 28, "_union": 32},
+            id="bpf_link_create_opts",
+        ),
     ],
 )
 def test_opts_layouts_match_libbpf_1_1(struct_type, size, offsets):
@@ -54,13 +83,21 @@ def test_error_text_and_names():
 
 def test_error_pickles():
     err = pickle.loads(pickle.dumps(BPFError(errno.EINVAL, "bpf_prog_load", log="x", detail="y")))
-    assert (err.errno, err.errno_name, err.op, err.log, err.detail) == (errno.EINVAL, "EINVAL", "bpf_prog_load", "x", "y")
+    assert (err.errno, err.errno_name, err.op, err.log, err.detail) == (
+        errno.EINVAL,
+        "EINVAL",
+        "bpf_prog_load",
+        "x",
+        "y",
+    )
 
 
 def test_open_library_names_the_package():
     with pytest.raises(L.LibbpfMissing) as exc:
         L.open_library("libbpf-does-not-exist.so.1")
-    assert str(exc.value).startswith("libbpf.so.1 not found: install the libbpf1 package (apt-get install libbpf1)")
+    assert str(exc.value).startswith(
+        "libbpf.so.1 not found: install the libbpf1 package (apt-get install libbpf1)"
+    )
     assert isinstance(exc.value, RuntimeError)
 
 
@@ -84,9 +121,13 @@ def test_import_does_not_open_the_library():
     [
         pytest.param(lambda: L.map_info(-1), "EBADF", id="negative fd"),
         pytest.param(lambda: L.map_info("3"), "EINVAL", id="fd of wrong type"),
-        pytest.param(lambda: L.prog_load(ProgType.SOCKET_FILTER, "x", "GPL", b"\0" * 7), "EINVAL", id="insns not x8"),
+        pytest.param(
+            lambda: L.prog_load(ProgType.SOCKET_FILTER, "x", "GPL", b"\0" * 7), "EINVAL", id="insns not x8"
+        ),
         pytest.param(lambda: L.prog_load(ProgType.SOCKET_FILTER, "x", "GPL", b""), "EINVAL", id="no insns"),
-        pytest.param(lambda: L.prog_load(ProgType.SOCKET_FILTER, "x", "GPL", "r0 = 0"), "EINVAL", id="insns str"),
+        pytest.param(
+            lambda: L.prog_load(ProgType.SOCKET_FILTER, "x", "GPL", "r0 = 0"), "EINVAL", id="insns str"
+        ),
         pytest.param(lambda: L.obj_pin(0, 42), "EINVAL", id="path of wrong type"),
         pytest.param(lambda: L.obj_get("/sys/fs/bpf/a\0b"), "EINVAL", id="path with NUL"),
         pytest.param(lambda: L.map_create(MapType.HASH, "x", -4, 4, 1), "EINVAL", id="negative key size"),

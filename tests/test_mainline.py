@@ -7,12 +7,24 @@ import subprocess
 import time
 
 import pytest
-
 from harness.kernels import KernelError, resolve
 from harness.kernels.mainline import parse_checksums, pick
-from tests.kernel_testlib import (MAINLINE_DEB, PYTHON, REPO, Archive, catalog_entry, checksums_text,
-                            closed_port, debian_table, leftovers, mainline_table, real_deb, sha256,
-                            write_catalog)
+
+from tests.kernel_testlib import (
+    MAINLINE_DEB,
+    PYTHON,
+    REPO,
+    Archive,
+    catalog_entry,
+    checksums_text,
+    closed_port,
+    debian_table,
+    leftovers,
+    mainline_table,
+    real_deb,
+    sha256,
+    write_catalog,
+)
 
 RELEASE = "6.1.0-47-amd64"  # what the served package really contains
 DEB_PATH = f"/v6.8/amd64/{MAINLINE_DEB}"
@@ -47,11 +59,14 @@ def test_pick_takes_generic_image_then_modules():
 def test_pick_without_modules_deb_and_without_image():
     sums = parse_checksums(SAMPLE)
     no_modules = {k: v for k, v in sums.items() if "modules" not in k}
-    assert pick(no_modules) == ["linux-image-unsigned-6.8.0-060800-generic_6.8.0-060800.202403131158_amd64.deb"]
+    assert pick(no_modules) == [
+        "linux-image-unsigned-6.8.0-060800-generic_6.8.0-060800.202403131158_amd64.deb"
+    ]
     assert pick({k: v for k, v in sums.items() if "generic" not in k}) == []
 
 
 # --- against a local archive ---------------------------------------------
+
 
 @pytest.fixture
 def deb(tmp_path_factory):
@@ -63,8 +78,7 @@ def env(tmp_path, monkeypatch):
     """A temp cache and a catalog whose "6.8" is served by the local archive."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
-    cat = write_catalog(tmp_path / "catalog.toml",
-                        [debian_table(), mainline_table("6.8", RELEASE)])
+    cat = write_catalog(tmp_path / "catalog.toml", [debian_table(), mainline_table("6.8", RELEASE)])
     monkeypatch.setenv("HARNESS_CATALOG", str(cat))
     return cache
 
@@ -152,8 +166,12 @@ def test_interrupted_fetch_leftovers_are_cleaned(env, archive):
 
 def test_two_processes_download_once(env, archive):
     code = "from harness.kernels import resolve; print(resolve('6.8', progress=False).sha256)"
-    procs = [subprocess.Popen([PYTHON, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, cwd=REPO) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [PYTHON, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert outs[0][0] == outs[1][0]
@@ -172,8 +190,9 @@ def test_unreachable_archive_fails_fast_and_lists_alternatives(env, monkeypatch)
     assert "Ubuntu mainline archive" in msg and "unreachable" in msg
     assert "available without that archive" in msg
     e170 = catalog_entry()
-    if subprocess.run(["apt-cache", "show", f"{e170.package}={e170.package_version}"],
-                      capture_output=True, text=True).stdout.strip():
+    if subprocess.run(
+        ["apt-cache", "show", f"{e170.package}={e170.package_version}"], capture_output=True, text=True
+    ).stdout.strip():
         assert "through this host's apt: 6.1.170" in msg
     assert not (env / "6.8").exists() and leftovers(env) == []
 

@@ -35,8 +35,13 @@ def project(tmp_path: Path) -> Path:
 
 
 def pytest_in(where: Path, *args: str, python: str = sys.executable, timeout: float = 900):
-    return subprocess.run([python, "-m", "pytest", "-p", "no:cacheprovider", *args],
-                          cwd=where, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [python, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def plain_ids(where: Path) -> list[str]:
@@ -62,9 +67,19 @@ def test_every_item_kind_runs_once_in_each_kernel_and_never_on_the_host(tmp_path
     where = project(tmp_path)
     cases = plain_ids(where)
     assert len(cases) == 17  # functions, methods, unittest, doctests, parametrized, kcheck items
-    r = pytest_in(where, *[a for k in KERNELS for a in ("--kernel", k)], "--doctest-modules",
-                  "--outside-flag", "given", "--results-dir", str(tmp_path / "r"),
-                  "--junitxml", str(tmp_path / "junit.xml"), "-o", "junit_logging=all")
+    r = pytest_in(
+        where,
+        *[a for k in KERNELS for a in ("--kernel", k)],
+        "--doctest-modules",
+        "--outside-flag",
+        "given",
+        "--results-dir",
+        str(tmp_path / "r"),
+        "--junitxml",
+        str(tmp_path / "junit.xml"),
+        "-o",
+        "junit_logging=all",
+    )
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-3000:]
     assert f"{2 * len(cases)} passed" in r.stdout
 
@@ -105,7 +120,8 @@ def test_an_item_without_a_kernel_is_an_error_and_never_runs_on_the_host(tmp_pat
         "        open('ran-on-the-host', 'w').close()\n\n"
         "@pytest.hookimpl(trylast=True)\n"
         "def pytest_collection_modifyitems(session, items):\n"
-        "    items.append(Sneaky.from_parent(session, name='sneaky'))\n")
+        "    items.append(Sneaky.from_parent(session, name='sneaky'))\n"
+    )
     r = pytest_in(tmp_path, "--kernel", "6.1", "--offline", "--results-dir", str(tmp_path / "r"))
     assert r.returncode == 1, r.stdout + r.stderr
     assert "sneaky has no kernel" in r.stdout and "@pytest.mark.host" in r.stdout
@@ -129,7 +145,7 @@ def test_two_concurrent_runs_in_one_directory_keep_both_results(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    for name, r in runs.items():
+    for r in runs.values():
         assert r.returncode == 0, r.stdout + r.stderr
     files = sorted(p for p in (where / "results").glob("*/results.json") if p.parent.name != "latest")
     assert len(files) == 2, files
@@ -149,26 +165,49 @@ def test_wheel_installed_harness_runs_a_separate_project(tmp_path):
     """Not editable, not this checkout: a wheel in a fresh virtualenv, used from another directory."""
     require_vm_host()
     repo = Path(__file__).resolve().parent.parent
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
-                            str(repo)], capture_output=True, text=True, timeout=600)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(repo)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert build.returncode == 0, build.stderr
     wheel = next((tmp_path / "dist").glob("bpf_vm_harness-*.whl"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = str(venv / "bin" / "python")
-    install = subprocess.run([python, "-m", "pip", "install", "-q", str(wheel)],
-                             capture_output=True, text=True, timeout=900)
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True, timeout=900
+    )
     assert install.returncode == 0, install.stderr
     where = project(tmp_path)
-    located = subprocess.run([python, "-c", "import harness; print(harness.__file__)"], cwd=where,
-                             capture_output=True, text=True, check=True).stdout.strip()
+    located = subprocess.run(
+        [python, "-c", "import harness; print(harness.__file__)"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert located.startswith(str(venv)), located
-    r = pytest_in(where, "--kernel", "6.1", "--doctest-modules", "--outside-flag", "given",
-                  "--results-dir", str(tmp_path / "r"), "kernelcheck.py", "test_unittest_style.py",
-                  "test_functions.py::test_own_option_arrives", python=python)
+    r = pytest_in(
+        where,
+        "--kernel",
+        "6.1",
+        "--doctest-modules",
+        "--outside-flag",
+        "given",
+        "--results-dir",
+        str(tmp_path / "r"),
+        "kernelcheck.py",
+        "test_unittest_style.py",
+        "test_functions.py::test_own_option_arrives",
+        python=python,
+    )
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-3000:]
     assert "5 passed" in r.stdout
     run = records.load(tmp_path / "r" / "results.json")
     assert {c.outcome for c in run.cases} == {"passed"} and len(run.cases) == 5
     console = next((tmp_path / "r" / "vm-logs").glob("*.console.log")).read_text()
-    assert f"{python} -B -m harness.vm.guest" in console.splitlines()[0]  # the guest ran the installed harness
+    assert (
+        f"{python} -B -m harness.vm.guest" in console.splitlines()[0]
+    )  # the guest ran the installed harness

@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel_testlib import (MAINLINE_DEB, Archive, checksums_text, closed_port, debian_table,
-                                  mainline_table, real_deb, write_catalog)
+from tests.kernel_testlib import (
+    MAINLINE_DEB,
+    Archive,
+    checksums_text,
+    closed_port,
+    debian_table,
+    mainline_table,
+    real_deb,
+    write_catalog,
+)
 from tests.vmtools import ROOT, junit_outcomes, require_vm_host, run_pytest
 
 CASE = "tests/vmcases/vm_behaviour.py::test_passes"
@@ -32,14 +40,27 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 
 def pytest_cli(args, tmp_path, **kw):
-    return run_pytest(args, tmp_path, timeout=kw.pop("timeout", 120), env={**os.environ, **kw.pop("env", {})}, **kw)
+    return run_pytest(
+        args, tmp_path, timeout=kw.pop("timeout", 120), env={**os.environ, **kw.pop("env", {})}, **kw
+    )
 
 
-@pytest.mark.parametrize(("spec", "words"), [
-    ("9.99", ["kernel 9.99 is not in the catalog", "available:", "6.1.192", "6.12.117",
-              "kernels/catalog.toml"]),
-    ("/etc/passwd", ["/etc/passwd", "not a Linux kernel image"]),
-])
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        (
+            "9.99",
+            [
+                "kernel 9.99 is not in the catalog",
+                "available:",
+                "6.1.192",
+                "6.12.117",
+                "kernels/catalog.toml",
+            ],
+        ),
+        ("/etc/passwd", ["/etc/passwd", "not a Linux kernel image"]),
+    ],
+)
 def test_bad_kernel_is_a_usage_error_and_changes_nothing(tmp_path, cache, spec, words):
     before = tree(cache)
     proc = pytest_cli(["--kernel", spec, CASE], tmp_path)
@@ -60,9 +81,25 @@ def test_unreadable_cache_is_a_usage_error(tmp_path, cache):
     before = tree(cache)
     cache.chmod(0)
     try:
-        proc = subprocess.run([*prefix, sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                               "--results-dir", str(tmp_path / "r"), "--kernel", "6.1", CASE],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                *prefix,
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "--results-dir",
+                str(tmp_path / "r"),
+                "--kernel",
+                "6.1",
+                CASE,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         cache.chmod(0o755)
     assert proc.returncode == 4, proc.stdout + proc.stderr
@@ -74,8 +111,11 @@ def test_unreadable_cache_is_a_usage_error(tmp_path, cache):
 def test_unreachable_mainline_fails_fast_and_lists_alternatives(tmp_path, cache):
     before = tree(cache)
     started = time.monotonic()
-    proc = pytest_cli(["--kernel", "6.8", CASE], tmp_path,
-                      env={"HARNESS_MAINLINE_MIRROR": f"http://127.0.0.1:{closed_port()}/mainline/"})
+    proc = pytest_cli(
+        ["--kernel", "6.8", CASE],
+        tmp_path,
+        env={"HARNESS_MAINLINE_MIRROR": f"http://127.0.0.1:{closed_port()}/mainline/"},
+    )
     elapsed = time.monotonic() - started
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "unreachable" in proc.stderr and "--kernel" in proc.stderr
@@ -100,9 +140,8 @@ def test_mainline_from_local_mirror_downloads_verifies_caches_and_boots(tmp_path
         first = pytest_cli(["--kernel", "6.8", CASE], tmp_path / "first", env=env, timeout=600)
         assert first.returncode == 0, first.stdout + first.stderr
         assert archive.hits[f"/v6.8/amd64/{MAINLINE_DEB}"] == 1
-        assert junit_outcomes(tmp_path / "first" / "junit.xml") == {
-            f"{CASE}[6.8]": ("passed", "")}
-        assert f"6.8 up in" in first.stdout and release in first.stdout
+        assert junit_outcomes(tmp_path / "first" / "junit.xml") == {f"{CASE}[6.8]": ("passed", "")}
+        assert "6.8 up in" in first.stdout and release in first.stdout
         hits = sum(archive.hits.values())
         second = pytest_cli(["--kernel", "6.8", CASE], tmp_path / "second", env=env, timeout=600)
         assert second.returncode == 0, second.stdout + second.stderr

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from harness.report import matrix, records
-from harness.cli.report import merged_record
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = Path(__file__).parent / "data" / "runs"
@@ -22,8 +21,13 @@ BOTH = RUNS / "run-both.json"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", "report", *map(str, args)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "report", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _provenance(m: matrix.Matrix) -> list[tuple]:
@@ -48,9 +52,13 @@ def test_two_single_kernel_runs_merge_to_the_two_kernel_run():
     # the demo differs by kernel, and the gated map type is skipped on 6.1 only
     grid = together.grid()
     assert grid["tests/data/reportcases/demo_cases.py::test_fails_on_6_12_only"] == {
-        "6.1.192": "passed", "6.12.117": "failed"}
+        "6.1.192": "passed",
+        "6.12.117": "failed",
+    }
     assert grid["cases/test_maps.py::test_cgrp_storage_keyed_by_cgroup_fd"] == {
-        "6.1.192": "skipped", "6.12.117": "passed"}
+        "6.1.192": "skipped",
+        "6.12.117": "passed",
+    }
 
 
 def test_merge_order_does_not_matter():
@@ -63,7 +71,9 @@ def test_every_failing_cell_carries_its_reproduce_line(tmp_path):
     m = matrix.merge([records.load(BOTH)])
     failures = m.failures()
     assert {(f.case.rsplit("::", 1)[1], f.kernel) for f in failures} >= {
-        ("test_fails_on_6_12_only", "6.12.117"), ("test_verifier_rejects_missing_r0", "6.1.192")}
+        ("test_fails_on_6_12_only", "6.12.117"),
+        ("test_verifier_rejects_missing_r0", "6.1.192"),
+    }
     for f in failures:
         assert f.reproduce == f"pytest --kernel {f.kernel} '{f.nodeid}'"
     bpf = next(f for f in failures if "missing_r0" in f.case)
@@ -77,8 +87,16 @@ def test_every_failing_cell_carries_its_reproduce_line(tmp_path):
 def test_merge_cli_writes_markdown_html_and_json(tmp_path):
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
-    r = _cli("merge", *SINGLE, "--markdown", summary, "--html", tmp_path / "m.html",
-             "--json", tmp_path / "merged.json")
+    r = _cli(
+        "merge",
+        *SINGLE,
+        "--markdown",
+        summary,
+        "--html",
+        tmp_path / "m.html",
+        "--json",
+        tmp_path / "merged.json",
+    )
     assert r.returncode == 0, r.stderr
     assert "reproduce: pytest --kernel 6.12.117" in r.stdout
     md = summary.read_text()
@@ -105,8 +123,11 @@ def _inject_regression(tmp_path: Path) -> tuple[Path, str]:
     victim = next(c for c in run.cases if c.outcome == "passed" and c.kernel == "6.1.192")
     victim.outcome, victim.message = "failed", "injected"
     victim.reproduce = records.reproduce_line(victim.nodeid, victim.kernel)
-    run.cases.append(dataclasses.replace(run.cases[0], case="cases/test_new.py::test_new",
-                                         nodeid="cases/test_new.py::test_new[6.1.192]"))
+    run.cases.append(
+        dataclasses.replace(
+            run.cases[0], case="cases/test_new.py::test_new", nodeid="cases/test_new.py::test_new[6.1.192]"
+        )
+    )
     path = tmp_path / "current.json"
     records.dump(run, path)
     return path, victim.case
@@ -160,10 +181,17 @@ def test_conflicting_cells_show_the_worse_outcome_with_a_warning():
 def test_kernel_order_is_by_version_across_series():
     names = ["6.12.107", "6.1.192", "6.1.192-1", "6.1.170", "6.13", "6.6"]
     assert sorted(names, key=matrix.kernel_order) == [
-        "6.1.170", "6.1.192-1", "6.1.192", "6.6", "6.12.107", "6.13"]
+        "6.1.170",
+        "6.1.192-1",
+        "6.1.192",
+        "6.6",
+        "6.12.107",
+        "6.13",
+    ]
 
 
 # -- the page in a real browser ----------------------------------------------
+
 
 def _png_pixels(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
     """Decode an 8-bit RGB/RGBA, non-interlaced PNG (what Chromium writes) into pixels."""
@@ -171,8 +199,8 @@ def _png_pixels(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, width = 8, b"", 0
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             width, height, depth, colour = struct.unpack(">IIBB", body[:10])
             assert depth == 8 and colour in (2, 6), (depth, colour)
@@ -184,7 +212,7 @@ def _png_pixels(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
     stride = width * channels
     rows, prev = [], bytearray(stride)
     for y in range(height):
-        filt, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        filt, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             a = line[i - channels] if i >= channels else 0
             b, c = prev[i], prev[i - channels] if i >= channels else 0
@@ -200,12 +228,12 @@ def _png_pixels(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
         rows.append(line)
         prev = line
-    pixels = [tuple(row[x * channels:x * channels + 3]) for row in rows for x in range(width)]
+    pixels = [tuple(row[x * channels : x * channels + 3]) for row in rows for x in range(width)]
     return width, height, pixels
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
 
 
 def test_html_page_renders_in_headless_chromium(tmp_path):
@@ -215,17 +243,33 @@ def test_html_page_renders_in_headless_chromium(tmp_path):
     page = tmp_path / "matrix.html"
     page.write_text(matrix.render_html(matrix.merge([records.load(p) for p in SINGLE])))
     shot = tmp_path / "matrix.png"
-    r = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                        "--disable-background-networking", "--disable-component-update",
-                        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-                        "--hide-scrollbars", "--window-size=1200,1400", f"--screenshot={shot}",
-                        page.as_uri()], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--hide-scrollbars",
+            "--window-size=1200,1400",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.is_file(), f"chromium exit {r.returncode}: {r.stderr[-2000:]}"
     assert shot.stat().st_size > 20_000
     width, height, pixels = _png_pixels(shot)
     assert (width, height) == (1200, 1400)
-    counts = {name: sum(1 for p in pixels if p == _rgb(matrix.COLOURS[name]))
-              for name in ("passed", "failed", "skipped", "error")}
+    counts = {
+        name: sum(1 for p in pixels if p == _rgb(matrix.COLOURS[name]))
+        for name in ("passed", "failed", "skipped", "error")
+    }
     # cells are about 30 x 25 px; dozens of passes, a few failures
     assert counts["passed"] > 30 * 400, counts
     assert counts["failed"] > 2 * 400, counts

@@ -21,20 +21,54 @@ RUNS = Path(__file__).parent / "data" / "runs"
 
 
 def _pytest(tmp_path: Path, *args: str, **kw) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-           "--results-dir", str(tmp_path / "results"), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--results-dir",
+        str(tmp_path / "results"),
+        *args,
+    ]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, **kw)
 
 
 def _sample() -> RunRecord:
-    meta = RunMeta(started="2026-01-01T00:00:00+00:00", finished="2026-01-01T00:01:00+00:00",
-                   host="h", host_kernel="6.18", harness_version="0.1.0", git_commit=None,
-                   args=["--kernel", "6.1"], mode="vm", exit_status=1, label="x")
-    k = KernelRecord(name="6.1.192", spec="6.1.192", release="6.1.0-56-amd64", source="debian",
-                     sha256="ab" * 32, accel="tcg", boot_seconds=12.5, boots=1)
-    c = CaseRecord(case="t.py::test_a", kernel="6.1.192", nodeid="t.py::test_a[6.1.192]",
-                   outcome="failed", duration=0.5, message="boom", errno="EACCES",
-                   verifier_log="R0 !read_ok", reproduce="pytest --kernel 6.1.192 't.py::test_a[6.1.192]'")
+    meta = RunMeta(
+        started="2026-01-01T00:00:00+00:00",
+        finished="2026-01-01T00:01:00+00:00",
+        host="h",
+        host_kernel="6.18",
+        harness_version="0.1.0",
+        git_commit=None,
+        args=["--kernel", "6.1"],
+        mode="vm",
+        exit_status=1,
+        label="x",
+    )
+    k = KernelRecord(
+        name="6.1.192",
+        spec="6.1.192",
+        release="6.1.0-56-amd64",
+        source="debian",
+        sha256="ab" * 32,
+        accel="tcg",
+        boot_seconds=12.5,
+        boots=1,
+    )
+    c = CaseRecord(
+        case="t.py::test_a",
+        kernel="6.1.192",
+        nodeid="t.py::test_a[6.1.192]",
+        outcome="failed",
+        duration=0.5,
+        message="boom",
+        errno="EACCES",
+        verifier_log="R0 !read_ok",
+        reproduce="pytest --kernel 6.1.192 't.py::test_a[6.1.192]'",
+    )
     return RunRecord(schema=records.SCHEMA, complete=True, meta=meta, kernels=[k], cases=[c])
 
 
@@ -52,12 +86,15 @@ def test_saved_real_runs_round_trip():
         assert records.loads(records.dumps(run)) == run, path
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda d: d.update(schema=records.SCHEMA + 1), "newer harness"),
-    (lambda d: d.update(schema="x"), "not a harness results file"),
-    (lambda d: d["cases"][0].update(colour="red"), "unknown field(s) colour"),
-    (lambda d: d.pop("kernels"), "missing field 'kernels'"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda d: d.update(schema=records.SCHEMA + 1), "newer harness"),
+        (lambda d: d.update(schema="x"), "not a harness results file"),
+        (lambda d: d["cases"][0].update(colour="red"), "unknown field(s) colour"),
+        (lambda d: d.pop("kernels"), "missing field 'kernels'"),
+    ],
+)
 def test_wrong_files_are_refused_with_a_reason(mutate, expected):
     data = records.to_dict(_sample())
     mutate(data)
@@ -79,8 +116,10 @@ def test_write_is_atomic_and_leaves_no_temp_file(tmp_path):
 
 
 def test_reproduce_line_is_shell_quoted():
-    assert (records.reproduce_line("cases/test_x.py::test_y[6.12.111]", "6.12.111")
-            == "pytest --kernel 6.12.111 'cases/test_x.py::test_y[6.12.111]'")
+    assert (
+        records.reproduce_line("cases/test_x.py::test_y[6.12.111]", "6.12.111")
+        == "pytest --kernel 6.12.111 'cases/test_x.py::test_y[6.12.111]'"
+    )
     assert records.reproduce_line("t.py::test_z", None) == "pytest t.py::test_z"
 
 
@@ -96,9 +135,13 @@ def test_host_run_writes_a_complete_results_file(tmp_path):
     assert run.kernels[0].release == os.uname().release
     cases = {c.case.rsplit("::", 1)[1]: c for c in run.cases}
     assert {n: c.outcome for n, c in cases.items()} == {
-        "test_passes": "passed", "test_fails_on_6_12_only": "passed" if not os.uname().release.startswith("6.12") else "failed",
-        "test_verifier_rejects_missing_r0": "failed", "test_skips": "skipped",
-        "test_expected_failure": "xfailed", "test_setup_error": "error"}
+        "test_passes": "passed",
+        "test_fails_on_6_12_only": "passed" if not os.uname().release.startswith("6.12") else "failed",
+        "test_verifier_rejects_missing_r0": "failed",
+        "test_skips": "skipped",
+        "test_expected_failure": "xfailed",
+        "test_setup_error": "error",
+    }
     bpf = cases["test_verifier_rejects_missing_r0"]
     assert bpf.errno == "EACCES" and "R0 !read_ok" in bpf.verifier_log
     assert bpf.reproduce == f"pytest {DEMO}::test_verifier_rejects_missing_r0"
@@ -128,9 +171,25 @@ def test_interrupted_run_is_marked_incomplete(tmp_path):
     slow = tmp_path / "test_slow.py"
     slow.write_text("import time\n\ndef test_first():\n    pass\n\ndef test_sleeps():\n    time.sleep(60)\n")
     out = tmp_path / "run.json"
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s",
-                             "--rootdir", str(tmp_path), "--results-json", str(out), str(slow)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-s",
+            "--rootdir",
+            str(tmp_path),
+            "--results-json",
+            str(out),
+            str(slow),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         if out.exists() and records.load(out).complete is False:
@@ -168,9 +227,23 @@ def test_unwritable_default_results_dir_warns_and_runs(tmp_path):
     drop = "-dac_override,-dac_read_search"
     prefix = ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", "--"] if os.geteuid() == 0 else []
     try:
-        r = subprocess.run([*prefix, sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                            "-o", "bpf_results_dir=results", "test_one.py"],
-                           cwd=ro, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [
+                *prefix,
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "bpf_results_dir=results",
+                "test_one.py",
+            ],
+            cwd=ro,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         ro.chmod(0o755)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -188,8 +261,13 @@ def test_the_plugin_is_inert_without_kernel_or_results_option(tmp_path):
     before = sorted(p.name for p in project.iterdir())
     runs = {}
     for name, extra in (("with", []), ("without", ["-p", "no:bpf_vm_harness"])):
-        r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *extra],
-                           cwd=project, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *extra],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, r.stdout + r.stderr
         runs[name] = r.stdout
     assert sorted(p.name for p in project.iterdir() if p.name != "__pycache__") == before
@@ -197,7 +275,9 @@ def test_the_plugin_is_inert_without_kernel_or_results_option(tmp_path):
     assert "bpf-vm-harness" in plugins  # the plugin was loaded ...
 
     def body(out: str) -> list[str]:  # ... and said nothing: the same lines but for timings and plugins
-        return [line.split(" in ")[0] for line in out.splitlines() if not line.startswith(("plugins:", "rootdir"))]
+        return [
+            line.split(" in ")[0] for line in out.splitlines() if not line.startswith(("plugins:", "rootdir"))
+        ]
 
     assert body(runs["with"]) == body(runs["without"])
     rest = runs["with"].replace(plugins, "")

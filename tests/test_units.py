@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.vm import accel, protocol, splat
 from harness.plugin.scheduler import KernelScheduling
+from harness.vm import accel, protocol, splat
 
 
 def test_protocol_round_trip():
@@ -75,13 +75,16 @@ class _Config:
         return default
 
 
-@pytest.mark.parametrize(("nodeid", "scope"), [
-    ("cases/test_maps.py::test_origin[6.1.192]", "6.1.192"),
-    ("cases/test_maps.py::test_types[hash-6.12.117]", "6.12.117"),
-    ("cases/test_maps.py::test_types[hash-6.1.192-1]", "6.1.192-1"),
-    ("cases/test_maps.py::test_types[lru-6.1.192]", "6.1.192"),
-    ("tests/test_units.py::test_plain", "tests/test_units.py::test_plain"),
-])
+@pytest.mark.parametrize(
+    ("nodeid", "scope"),
+    [
+        ("cases/test_maps.py::test_origin[6.1.192]", "6.1.192"),
+        ("cases/test_maps.py::test_types[hash-6.12.117]", "6.12.117"),
+        ("cases/test_maps.py::test_types[hash-6.1.192-1]", "6.1.192-1"),
+        ("cases/test_maps.py::test_types[lru-6.1.192]", "6.1.192"),
+        ("tests/test_units.py::test_plain", "tests/test_units.py::test_plain"),
+    ],
+)
 def test_xdist_scope_is_the_kernel(nodeid, scope):
     sched = KernelScheduling(_Config(), kernels=["6.1.192", "6.1.192-1", "6.12.117"])
     assert sched._split_scope(nodeid) == scope

@@ -28,8 +28,7 @@ def _vm_host():
 
 def test_misbehaving_guest_is_reported_and_run_goes_on(tmp_path):
     """One run on 6.1: a failure, noise, a WARN, a panic and a hang, each reported; nothing left."""
-    proc = run_pytest(["--kernel", "6.1", "--vm-test-timeout", "30", CASES, "-k", "not sleeps"],
-                      tmp_path)
+    proc = run_pytest(["--kernel", "6.1", "--vm-test-timeout", "30", CASES, "-k", "not sleeps"], tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     results = junit_outcomes(tmp_path / "junit.xml")
@@ -77,8 +76,18 @@ def _wait_for(proc, text: str, timeout: float) -> str:
 def test_no_vm_outlives_pytest(tmp_path, sig):
     """Interrupted mid-test, pytest reaps its VM; killed outright, the guest powers itself off."""
     results = tmp_path / "results"
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--results-dir", str(results),
-           "--kernel", "6.1", f"{CASES}::test_sleeps_long"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--results-dir",
+        str(results),
+        "--kernel",
+        "6.1",
+        f"{CASES}::test_sleeps_long",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(proc, " up in ", timeout=400)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -23,9 +22,19 @@ def require_vm_host() -> None:
 
 def run_pytest(args: list[str], tmp_path: Path, timeout: float = 900, **kw) -> subprocess.CompletedProcess:
     """pytest in a subprocess from the repository root, results under tmp_path."""
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs",
-           "--results-dir", str(tmp_path / "results"), "--junitxml", str(tmp_path / "junit.xml"),
-           *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--junitxml",
+        str(tmp_path / "junit.xml"),
+        *args,
+    ]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kw)
 
 

@@ -42,8 +42,10 @@ def unavailable_reason() -> str | None:
         return str(exc)
     except libbpf.BPFError as exc:
         if exc.errno in (errno.EPERM, errno.EACCES):
-            return (f"needs root or CAP_BPF (with CAP_PERFMON and CAP_SYS_ADMIN): "
-                    f"bpf(BPF_MAP_CREATE) failed with {exc.errno_name}")
+            return (
+                f"needs root or CAP_BPF (with CAP_PERFMON and CAP_SYS_ADMIN): "
+                f"bpf(BPF_MAP_CREATE) failed with {exc.errno_name}"
+            )
         if exc.errno == errno.ENOSYS:
             return "kernel has no bpf() syscall (CONFIG_BPF_SYSCALL is off)"
         raise
@@ -164,7 +166,11 @@ def _snapshot() -> dict[str, set[int]]:
 
 
 def _describe(kind: str, id_: int) -> str:
-    opener = {"prog": libbpf.prog_get_fd_by_id, "map": libbpf.map_get_fd_by_id, "link": libbpf.link_get_fd_by_id}
+    opener = {
+        "prog": libbpf.prog_get_fd_by_id,
+        "map": libbpf.map_get_fd_by_id,
+        "link": libbpf.link_get_fd_by_id,
+    }
     info_of = {"prog": libbpf.prog_info, "map": libbpf.map_info, "link": libbpf.link_info}
     try:
         fd = opener[kind](id_)
@@ -197,5 +203,8 @@ def bpf_leak_guard(bpf_privileges) -> Iterator[None]:
             break
         time.sleep(0.02)
     found = ", ".join(_describe(kind, id_) for kind, ids in left.items() for id_ in ids)
-    pytest.fail(f"test left BPF objects alive after {LEAK_GRACE_SECONDS:.0f} s: {found}; "
-                "close fds, unpin, detach or remove the cgroup it used", pytrace=False)
+    pytest.fail(
+        f"test left BPF objects alive after {LEAK_GRACE_SECONDS:.0f} s: {found}; "
+        "close fds, unpin, detach or remove the cgroup it used",
+        pytrace=False,
+    )

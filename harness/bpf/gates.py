@@ -131,15 +131,20 @@ def apply(gate: Gate, release: str) -> None:
     if reason:
         pytest.skip(reason)
     if not gate.present():
-        pytest.fail(f"kernel {release} >= {gate.min_kernel} but {gate.what} are missing: "
-                    f"regression or config ({gate.config})", pytrace=False)
+        pytest.fail(
+            f"kernel {release} >= {gate.min_kernel} but {gate.what} are missing: "
+            f"regression or config ({gate.config})",
+            pytrace=False,
+        )
 
 
 def _enum_name(value, enum_cls, table: dict, kind: str) -> str:
     name = value.name if isinstance(value, enum_cls) else str(value).upper()
     if name not in table:
-        raise pytest.UsageError(f"unknown {kind} {value!r} in a requires marker; "
-                                f"known: {', '.join(sorted(table))} (add it to harness/bpf/gates.py)")
+        raise pytest.UsageError(
+            f"unknown {kind} {value!r} in a requires marker; "
+            f"known: {', '.join(sorted(table))} (add it to harness/bpf/gates.py)"
+        )
     return name
 
 
@@ -150,23 +155,34 @@ def gates_for(marker) -> list[Gate]:
         if key == "map_type":
             name = _enum_name(value, MapType, MAP_TYPES, "map type")
             first, config = MAP_TYPES[name]
-            gates.append(Gate(f"{name} maps", first, config, lambda t=MapType[name]: probes.probe_map_type(t)))
+            gates.append(
+                Gate(f"{name} maps", first, config, lambda t=MapType[name]: probes.probe_map_type(t))
+            )
         elif key == "prog_type":
             name = _enum_name(value, ProgType, PROG_TYPES, "program type")
             first, config = PROG_TYPES[name]
-            probe = None if name in UNPROBED_PROG_TYPES else (lambda t=ProgType[name]: probes.probe_prog_type(t))
+            probe = (
+                None if name in UNPROBED_PROG_TYPES else (lambda t=ProgType[name]: probes.probe_prog_type(t))
+            )
             gates.append(Gate(f"{name} programs", first, config, probe))
         elif key == "helper":
             prog, helper_id = value
             pname = _enum_name(prog, ProgType, PROG_TYPES, "program type")
             if helper_id not in HELPERS:
-                raise pytest.UsageError(f"no minimum kernel known for helper {helper_id}; add it to harness/bpf/gates.py")
+                raise pytest.UsageError(
+                    f"no minimum kernel known for helper {helper_id}; add it to harness/bpf/gates.py"
+                )
             hname, first, config = HELPERS[helper_id]
             prog_first, prog_config = PROG_TYPES[pname]
             first = max(first, prog_first, key=kernel_version)
-            gates.append(Gate(f"calls to {hname}#{helper_id} from {pname} programs", first,
-                              f"{config}, {prog_config}",
-                              lambda t=ProgType[pname], h=helper_id: probes.probe_helper(t, h)))
+            gates.append(
+                Gate(
+                    f"calls to {hname}#{helper_id} from {pname} programs",
+                    first,
+                    f"{config}, {prog_config}",
+                    lambda t=ProgType[pname], h=helper_id: probes.probe_helper(t, h),
+                )
+            )
         else:
             raise pytest.UsageError(f"requires() takes map_type=, prog_type= or helper=, not {key}=")
     return gates
@@ -184,7 +200,9 @@ def check_gates(item, release: str | None = None) -> None:
 
 
 def pytest_configure(config) -> None:
-    config.addinivalue_line("markers", "min_kernel(version): skip on kernels older than version (major.minor)")
+    config.addinivalue_line(
+        "markers", "min_kernel(version): skip on kernels older than version (major.minor)"
+    )
     config.addinivalue_line(
         "markers",
         "requires(map_type=, prog_type=, helper=(prog_type, id)): skip below the feature's first kernel "
@@ -220,4 +238,5 @@ def pytest_collection_modifyitems(config, items) -> None:
         raise pytest.UsageError(
             f"gates above the newest kernel in the catalog ({newest}) can never run:\n  "
             + "\n  ".join(sorted(set(stale)))
-            + "\nadd a newer kernel to kernels/catalog.toml, or correct the gate")
+            + "\nadd a newer kernel to kernels/catalog.toml, or correct the gate"
+        )

@@ -17,7 +17,6 @@ import dataclasses
 import errno as _errno
 import os
 import struct
-from typing import Union
 
 from harness.bpf.uapi import BPF_ANY, BPF_F_NUMA_NODE, MapType
 
@@ -32,7 +31,7 @@ _KERNEL_ERRNOS = {524: ("ENOTSUPP", "Operation is not supported")}
 # Aliased values: use the name the kernel sources use (errno.errorcode says ENOTSUP).
 _PREFERRED_NAMES = {_errno.EOPNOTSUPP: "EOPNOTSUPP", _errno.EAGAIN: "EAGAIN"}
 
-PathArg = Union[str, bytes, os.PathLike]
+PathArg = str | bytes | os.PathLike
 
 
 class LibbpfMissing(RuntimeError):
@@ -79,7 +78,12 @@ class BPFError(Exception):
         return text
 
 
-_PERCPU_MAPS = {MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, MapType.PERCPU_CGROUP_STORAGE}
+_PERCPU_MAPS = {
+    MapType.PERCPU_HASH,
+    MapType.PERCPU_ARRAY,
+    MapType.LRU_PERCPU_HASH,
+    MapType.PERCPU_CGROUP_STORAGE,
+}
 
 
 # Option structs in their libbpf 1.1 layout; later libbpf versions accept them via sz.
@@ -191,7 +195,9 @@ def open_library(name: str | None = None) -> ctypes.CDLL:
             func.argtypes = argtypes
     except AttributeError as exc:
         # libbpf 0.x (libbpf.so.0) lacks the 1.x calls this module is written against.
-        raise LibbpfMissing(f"{MISSING_MESSAGE} ({name!r} lacks {exc.name or exc}: need libbpf >= 1.1)") from exc
+        raise LibbpfMissing(
+            f"{MISSING_MESSAGE} ({name!r} lacks {exc.name or exc}: need libbpf >= 1.1)"
+        ) from exc
     return lib
 
 
@@ -235,7 +241,9 @@ def _check_bytes(data, what: str, op: str) -> bytes:
 
 def _check_path(path, op: str) -> bytes:
     if not isinstance(path, (str, bytes, os.PathLike)):
-        raise BPFError(_errno.EINVAL, op, detail=f"path must be str, bytes or os.PathLike, got {type(path).__name__}")
+        raise BPFError(
+            _errno.EINVAL, op, detail=f"path must be str, bytes or os.PathLike, got {type(path).__name__}"
+        )
     raw = os.fsencode(path)
     if not raw or b"\0" in raw:
         raise BPFError(_errno.EINVAL, op, detail=f"path {raw!r} is empty or contains NUL")
@@ -364,7 +372,9 @@ def prog_info(fd: int) -> ProgInfo:
     raw = _info(fd, 80)
     type_, id_, tag, jited, xlated = struct.unpack_from("<II8sII", raw, 0)
     load_time, uid, nr_map_ids = struct.unpack_from("<QII", raw, 40)
-    return ProgInfo(id_, type_, _cstr(raw[64:80]), tag.hex(), jited, xlated, xlated // 8, load_time, uid, nr_map_ids)
+    return ProgInfo(
+        id_, type_, _cstr(raw[64:80]), tag.hex(), jited, xlated, xlated // 8, load_time, uid, nr_map_ids
+    )
 
 
 def link_info(fd: int) -> LinkInfo:
@@ -406,7 +416,9 @@ def map_update_elem(fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> 
     raw_key = _check_key(key, key_size, op)
     raw_value = _check_bytes(value, "value", op)
     if len(raw_value) != value_size:
-        raise BPFError(_errno.EINVAL, op, detail=f"value is {len(raw_value)} bytes, the map expects {value_size}")
+        raise BPFError(
+            _errno.EINVAL, op, detail=f"value is {len(raw_value)} bytes, the map expects {value_size}"
+        )
     if not 0 <= flags < 1 << 64:
         raise BPFError(_errno.EINVAL, op, detail=f"flags {flags} do not fit in 64 bits")
     _call(op, fd, _buffer(raw_key), _buffer(raw_value), flags)
@@ -418,7 +430,9 @@ def map_lookup_elem(fd: int, key: bytes, value_size: int | None = None) -> bytes
     key_size, expected = _map_sizes(_check_fd(fd, op), op)
     raw_key = _check_key(key, key_size, op)
     if value_size is not None and value_size != expected:
-        raise BPFError(_errno.EINVAL, op, detail=f"value_size {value_size} != {expected} bytes the kernel writes")
+        raise BPFError(
+            _errno.EINVAL, op, detail=f"value_size {value_size} != {expected} bytes the kernel writes"
+        )
     out = ctypes.create_string_buffer(max(expected, 1))
     _call(op, fd, _buffer(raw_key), out)
     return out.raw[:expected]
@@ -453,7 +467,9 @@ def map_get_next_key(fd: int, key: bytes | None, key_size: int | None = None) ->
 def _check_insns(insns, op: str) -> bytes:
     raw = _check_bytes(insns, "insns", op)
     if not raw or len(raw) % 8:
-        raise BPFError(_errno.EINVAL, op, detail=f"insns must be a non-empty multiple of 8 bytes, got {len(raw)}")
+        raise BPFError(
+            _errno.EINVAL, op, detail=f"insns must be a non-empty multiple of 8 bytes, got {len(raw)}"
+        )
     return raw
 
 
@@ -477,7 +493,12 @@ def _raw_prog_load(
     if not isinstance(lic, bytes):
         raise BPFError(_errno.EINVAL, op, detail=f"license must be str, got {type(license).__name__}")
     return _lib().bpf_prog_load(
-        _check_u32(int(prog_type), "prog_type", op), _name(name, op), lic, buf, len(insns) // 8, ctypes.byref(opts)
+        _check_u32(int(prog_type), "prog_type", op),
+        _name(name, op),
+        lic,
+        buf,
+        len(insns) // 8,
+        ctypes.byref(opts),
     )
 
 
@@ -550,7 +571,9 @@ def obj_get(path: PathArg) -> int:
 
 def prog_attach(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0) -> None:
     op = "bpf_prog_attach"
-    _call(op, _check_fd(prog_fd, op), _check_fd(target_fd, op), int(attach_type), _check_u32(flags, "flags", op))
+    _call(
+        op, _check_fd(prog_fd, op), _check_fd(target_fd, op), int(attach_type), _check_u32(flags, "flags", op)
+    )
 
 
 def prog_detach2(prog_fd: int, target_fd: int, attach_type: int) -> None:
@@ -573,8 +596,15 @@ def prog_query(target_fd: int, attach_type: int, query_flags: int = 0) -> ProgQu
         count = ctypes.c_uint32(capacity)
         flags = ctypes.c_uint32(0)
         try:
-            _call(op, target_fd, int(attach_type), _check_u32(query_flags, "query_flags", op),
-                  ctypes.byref(flags), ids, ctypes.byref(count))
+            _call(
+                op,
+                target_fd,
+                int(attach_type),
+                _check_u32(query_flags, "query_flags", op),
+                ctypes.byref(flags),
+                ids,
+                ctypes.byref(count),
+            )
         except BPFError as exc:
             # ENOSPC: more programs than slots; the kernel wrote the real count.
             if exc.errno == _errno.ENOSPC and count.value > capacity:

@@ -14,7 +14,6 @@ import struct
 from harness.bpf.libbpf import BPFError, _check_u32, _lib, map_create, prog_load, prog_load_with_log
 from harness.bpf.uapi import BPF_F_MMAPABLE, AttachType, MapType, ProgType
 
-
 # Types libbpf 1.1 does not know (it answers -EOPNOTSUPP): how to create a minimal one.
 _MAP_PROBES = {
     MapType.ARENA: dict(key_size=0, value_size=0, max_entries=1, map_flags=BPF_F_MMAPABLE),
@@ -41,7 +40,9 @@ def probe_map_type(map_type: int) -> bool:
         raise BPFError(_errno.EOPNOTSUPP, "probe_map_type", detail=f"no probe known for map type {map_type}")
     a = _MAP_PROBES[MapType(map_type)]
     try:
-        fd = map_create(map_type, None, a["key_size"], a["value_size"], a["max_entries"], map_flags=a["map_flags"])
+        fd = map_create(
+            map_type, None, a["key_size"], a["value_size"], a["max_entries"], map_flags=a["map_flags"]
+        )
     except BPFError as exc:
         if _unknown_type_means_no(exc):
             return False
@@ -62,7 +63,9 @@ def probe_prog_type(prog_type: int) -> bool:
             raise BPFError(-ret, "libbpf_probe_bpf_prog_type")
         return ret == 1
     if prog_type not in _PROG_PROBES:
-        raise BPFError(_errno.EOPNOTSUPP, "probe_prog_type", detail=f"no probe known for program type {prog_type}")
+        raise BPFError(
+            _errno.EOPNOTSUPP, "probe_prog_type", detail=f"no probe known for program type {prog_type}"
+        )
     try:
         fd = prog_load(prog_type, None, "GPL", _minimal_prog(1), expected_attach_type=_PROG_PROBES[prog_type])
     except BPFError as exc:
@@ -81,16 +84,24 @@ def probe_helper(prog_type: int, helper_id: int) -> bool:
     """
     op = "probe_helper"
     if prog_type in _NO_HELPER_PROBE:
-        raise BPFError(_errno.EOPNOTSUPP, op, detail=f"{ProgType(prog_type).name} programs need a BTF attach target")
-    insns = struct.pack("<BBhi", 0x85, 0, 0, _check_u32(helper_id, "helper_id", op)) + struct.pack("<BBhi", 0x95, 0, 0, 0)
+        raise BPFError(
+            _errno.EOPNOTSUPP, op, detail=f"{ProgType(prog_type).name} programs need a BTF attach target"
+        )
+    insns = struct.pack("<BBhi", 0x85, 0, 0, _check_u32(helper_id, "helper_id", op)) + struct.pack(
+        "<BBhi", 0x95, 0, 0, 0
+    )
     try:
-        fd, _ = prog_load_with_log(prog_type, None, "GPL", insns, expected_attach_type=_PROG_PROBES.get(prog_type))
+        fd, _ = prog_load_with_log(
+            prog_type, None, "GPL", insns, expected_attach_type=_PROG_PROBES.get(prog_type)
+        )
     except BPFError as exc:
         if exc.errno == _errno.EPERM:
             raise
         log = exc.log or ""
         if not log:
             return False  # refused before the verifier ran: the program type itself is missing
-        return not any(m in log for m in ("invalid func ", "unknown func ", "cannot use helper", "cannot call helper"))
+        return not any(
+            m in log for m in ("invalid func ", "unknown func ", "cannot use helper", "cannot call helper")
+        )
     os.close(fd)
     return True

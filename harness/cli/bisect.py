@@ -19,24 +19,57 @@ from harness.report.bisect import BisectError, StepResult
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("bisect", help="find the first kernel where a case's outcome changes",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("nodeid", metavar="NODEID",
-                   help="the case, with or without its kernel parameter: cases/test_x.py::test_y")
-    p.add_argument("--good", required=True, metavar="K1",
-                   help="catalog kernel (or with --source a commit) where the case has its old outcome")
-    p.add_argument("--bad", required=True, metavar="K2", help="catalog kernel (or commit) with the new outcome")
-    p.add_argument("--good-outcome", metavar="OUTCOME",
-                   help="the outcome at --good (passed, skipped, ...); saves running it")
-    p.add_argument("--catalog-source", choices=("debian", "ubuntu-mainline", "any"), default=None,
-                   help="which catalog kernels to step through (default: the source --good and --bad share)")
-    p.add_argument("--source", type=Path, metavar="DIR",
-                   help="bisect this kernel git tree: build each commit with vng --build and boot it")
+    p = subparsers.add_parser(
+        "bisect",
+        help="find the first kernel where a case's outcome changes",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "nodeid",
+        metavar="NODEID",
+        help="the case, with or without its kernel parameter: cases/test_x.py::test_y",
+    )
+    p.add_argument(
+        "--good",
+        required=True,
+        metavar="K1",
+        help="catalog kernel (or with --source a commit) where the case has its old outcome",
+    )
+    p.add_argument(
+        "--bad", required=True, metavar="K2", help="catalog kernel (or commit) with the new outcome"
+    )
+    p.add_argument(
+        "--good-outcome",
+        metavar="OUTCOME",
+        help="the outcome at --good (passed, skipped, ...); saves running it",
+    )
+    p.add_argument(
+        "--catalog-source",
+        choices=("debian", "ubuntu-mainline", "any"),
+        default=None,
+        help="which catalog kernels to step through (default: the source --good and --bad share)",
+    )
+    p.add_argument(
+        "--source",
+        type=Path,
+        metavar="DIR",
+        help="bisect this kernel git tree: build each commit with vng --build and boot it",
+    )
     p.add_argument("--config", type=Path, metavar="FRAGMENT", help="config fragment for --source builds")
-    p.add_argument("--workdir", type=Path, metavar="DIR",
-                   help="keep each step's results and output here (default: a temporary directory)")
-    p.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
-                   help="extra argument for each step's pytest, e.g. --pytest-arg=--accel=tcg")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep each step's results and output here (default: a temporary directory)",
+    )
+    p.add_argument(
+        "--pytest-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for each step's pytest, e.g. --pytest-arg=--accel=tcg",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="show each step's pytest output")
     p.set_defaults(func=cmd_bisect)
 
@@ -58,11 +91,26 @@ def cmd_bisect(args: argparse.Namespace) -> int:
                 print(f"bisect: building {tree} (about 10 minutes on 2 cores) ...", flush=True)
                 return build.build(tree, fragment=args.config, verbose=args.verbose).name
 
-            result = bisect.bisect_git(args.source, args.good, args.bad, args.nodeid, runner,
-                                       build_tree, _print_step, args.good_outcome)
+            result = bisect.bisect_git(
+                args.source,
+                args.good,
+                args.bad,
+                args.nodeid,
+                runner,
+                build_tree,
+                _print_step,
+                args.good_outcome,
+            )
         else:
-            result = bisect.bisect_catalog(args.good, args.bad, args.nodeid, runner, _print_step,
-                                           good_outcome=args.good_outcome, source=args.catalog_source)
+            result = bisect.bisect_catalog(
+                args.good,
+                args.bad,
+                args.nodeid,
+                runner,
+                _print_step,
+                good_outcome=args.good_outcome,
+                source=args.catalog_source,
+            )
     except BisectError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

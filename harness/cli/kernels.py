@@ -6,36 +6,49 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness import kernels
 from harness.kernels import KernelError
+
+from harness import kernels
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("kernels", help="list, fetch and build the kernels tests can boot",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "kernels", help="list, fetch and build the kernels tests can boot", description=__doc__
+    )
     sub = p.add_subparsers(dest="kernels_command", metavar="ACTION", required=True)
 
     ls = sub.add_parser("list", help="show the catalog and what is cached")
     ls.set_defaults(func=cmd_list)
 
-    fetch = sub.add_parser("fetch", help="download kernels into the cache ahead of a test run",
-                           description="Fetch each SPEC (a catalog name such as 6.12 or 6.12.111) "
-                                       "into the cache; a cached kernel is only verified.")
+    fetch = sub.add_parser(
+        "fetch",
+        help="download kernels into the cache ahead of a test run",
+        description="Fetch each SPEC (a catalog name such as 6.12 or 6.12.111) "
+        "into the cache; a cached kernel is only verified.",
+    )
     fetch.add_argument("specs", nargs="+", metavar="SPEC")
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
-    fetch.add_argument("--debian-mirror", metavar="URL",
-                       help="Debian archive base URL(s) for when apt cannot fetch "
-                            "(default: $HARNESS_DEBIAN_MIRROR)")
-    fetch.add_argument("--mainline-mirror", metavar="URL",
-                       help="Ubuntu mainline base URL (default: $HARNESS_MAINLINE_MIRROR or "
-                            "https://kernel.ubuntu.com/mainline/)")
+    fetch.add_argument(
+        "--debian-mirror",
+        metavar="URL",
+        help="Debian archive base URL(s) for when apt cannot fetch (default: $HARNESS_DEBIAN_MIRROR)",
+    )
+    fetch.add_argument(
+        "--mainline-mirror",
+        metavar="URL",
+        help="Ubuntu mainline base URL (default: $HARNESS_MAINLINE_MIRROR or "
+        "https://kernel.ubuntu.com/mainline/)",
+    )
     fetch.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     fetch.set_defaults(func=cmd_fetch)
 
-    build = sub.add_parser("build", help="build a kernel source tree with the BPF config fragment",
-                           description="Configure and build TREE in place with `vng --build` and "
-                                       "kernels/bpf.config, then check every fragment option stuck. "
-                                       "Afterwards: pytest --kernel TREE.")
+    build = sub.add_parser(
+        "build",
+        help="build a kernel source tree with the BPF config fragment",
+        description="Configure and build TREE in place with `vng --build` and "
+        "kernels/bpf.config, then check every fragment option stuck. "
+        "Afterwards: pytest --kernel TREE.",
+    )
     build.add_argument("tree", type=Path, metavar="TREE")
     build.add_argument("--config", type=Path, metavar="FRAGMENT", help="another config fragment")
     build.add_argument("-v", "--verbose", action="store_true")
@@ -48,8 +61,8 @@ def _fail(e: KernelError) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
+    from rich.console import Console  # noqa: PLC0415 - rich only for this table
+    from rich.table import Table  # noqa: PLC0415
 
     try:
         rows = kernels.available()
@@ -68,8 +81,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     status = 0
     for spec in args.specs:
         try:
-            k = kernels.resolve(spec, force=args.force, progress=not args.quiet,
-                                debian_mirror=args.debian_mirror, mainline_mirror=args.mainline_mirror)
+            k = kernels.resolve(
+                spec,
+                force=args.force,
+                progress=not args.quiet,
+                debian_mirror=args.debian_mirror,
+                mainline_mirror=args.mainline_mirror,
+            )
         except KernelError as e:
             status = _fail(e)
             continue
@@ -78,7 +96,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from harness.kernels import build
+    from harness.kernels import build  # noqa: PLC0415 - only for builds
 
     try:
         k = build.build(args.tree, fragment=args.config, verbose=args.verbose)

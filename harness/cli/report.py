@@ -23,40 +23,65 @@ from harness.report.records import ResultsError, RunMeta, RunRecord
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("report", help="merge results files into a matrix, compare two runs",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "report",
+        help="merge results files into a matrix, compare two runs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="report_command", metavar="ACTION", required=True)
 
-    merge = sub.add_parser("merge", help="combine runs (one per CI job, say) into one cases x kernels matrix",
-                           description="Combine RUN.json files into one matrix; print it, and write "
-                                       "HTML, Markdown ($GITHUB_STEP_SUMMARY) and merged JSON on request.")
+    merge = sub.add_parser(
+        "merge",
+        help="combine runs (one per CI job, say) into one cases x kernels matrix",
+        description="Combine RUN.json files into one matrix; print it, and write "
+        "HTML, Markdown ($GITHUB_STEP_SUMMARY) and merged JSON on request.",
+    )
     merge.add_argument("runs", nargs="+", type=Path, metavar="RUN.json")
     merge.add_argument("--html", type=Path, metavar="OUT", help="one self-contained HTML page")
-    merge.add_argument("--markdown", type=Path, metavar="OUT",
-                       help="Markdown, appended when OUT exists (as $GITHUB_STEP_SUMMARY wants)")
+    merge.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="OUT",
+        help="Markdown, appended when OUT exists (as $GITHUB_STEP_SUMMARY wants)",
+    )
     merge.add_argument("--json", type=Path, metavar="OUT", help="the merged results, same schema")
-    merge.add_argument("--baseline", type=Path, metavar="B.json",
-                       help="compare the merged matrix against this results file; exit 1 on a regression")
-    merge.add_argument("--fail-on-failures", action="store_true",
-                       help="exit 1 if any cell failed, errored or lost its VM (for CI without a baseline)")
+    merge.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="B.json",
+        help="compare the merged matrix against this results file; exit 1 on a regression",
+    )
+    merge.add_argument(
+        "--fail-on-failures",
+        action="store_true",
+        help="exit 1 if any cell failed, errored or lost its VM (for CI without a baseline)",
+    )
     merge.add_argument("--title", default="BPF cases x kernels")
     _common(merge)
     merge.set_defaults(func=cmd_merge)
 
-    cmp = sub.add_parser("compare", help="regressions, fixes, new and removed cases between two runs",
-                         description="Compare CURRENT against BASELINE cell by cell (case, kernel). "
-                                     "A regression is passed/skipped/xfailed -> failed/error/vm-lost on "
-                                     "the same kernel; exit 1 if there is one.")
+    cmp = sub.add_parser(
+        "compare",
+        help="regressions, fixes, new and removed cases between two runs",
+        description="Compare CURRENT against BASELINE cell by cell (case, kernel). "
+        "A regression is passed/skipped/xfailed -> failed/error/vm-lost on "
+        "the same kernel; exit 1 if there is one.",
+    )
     cmp.add_argument("baseline", type=Path, metavar="BASELINE.json")
-    cmp.add_argument("current", type=Path, nargs="+", metavar="CURRENT.json",
-                     help="one or more runs, merged first")
+    cmp.add_argument(
+        "current", type=Path, nargs="+", metavar="CURRENT.json", help="one or more runs, merged first"
+    )
     _common(cmp)
     cmp.set_defaults(func=cmd_compare)
 
 
 def _common(p) -> None:
-    p.add_argument("--allow-incomplete", action="store_true",
-                   help="use runs that did not finish (interrupted, -x); their missing cells stay empty")
+    p.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="use runs that did not finish (interrupted, -x); their missing cells stay empty",
+    )
 
 
 def _load(paths: list[Path], allow_incomplete: bool) -> list[RunRecord]:
@@ -67,24 +92,35 @@ def _load(paths: list[Path], allow_incomplete: bool) -> list[RunRecord]:
             raise ResultsError(
                 f"{path} is from a run that did not finish (exit status {run.meta.exit_status}, "
                 f"started {run.meta.started}); its matrix would show missing tests as absent, not "
-                "failed. Rerun it, or pass --allow-incomplete to use it anyway")
+                "failed. Rerun it, or pass --allow-incomplete to use it anyway"
+            )
         runs.append(run)
     return runs
 
 
 def merged_record(m: matrix.Matrix, runs: list[RunRecord]) -> RunRecord:
     """The merged matrix as one results file of the same schema."""
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     meta = RunMeta(
-        started=min(r.meta.started for r in runs), finished=now, host=socket.gethostname(),
-        host_kernel="", harness_version=runs[0].meta.harness_version,
-        git_commit=runs[0].meta.git_commit, args=["report", "merge"],
-        mode=runs[0].meta.mode, exit_status=None,
+        started=min(r.meta.started for r in runs),
+        finished=now,
+        host=socket.gethostname(),
+        host_kernel="",
+        harness_version=runs[0].meta.harness_version,
+        git_commit=runs[0].meta.git_commit,
+        args=["report", "merge"],
+        mode=runs[0].meta.mode,
+        exit_status=None,
         label="merged: " + ", ".join(r.meta.label or r.meta.started for r in runs),
     )
     cells = [m.cells[(c, k.name)] for c in m.cases for k in m.kernels if (c, k.name) in m.cells]
-    return RunRecord(schema=records.SCHEMA, complete=all(r.complete for r in runs), meta=meta,
-                     kernels=list(m.kernels), cases=cells)
+    return RunRecord(
+        schema=records.SCHEMA,
+        complete=all(r.complete for r in runs),
+        meta=meta,
+        kernels=list(m.kernels),
+        cases=cells,
+    )
 
 
 def cmd_merge(args: argparse.Namespace) -> int:

@@ -40,14 +40,21 @@ def vm_config(config, run_dir: str | None) -> VMConfig:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     if chosen.name == "tcg" and config.option.accel == "auto" and role(config) is Role.HOST:
-        note(config, f"KVM unusable ({chosen.reason}); VMs run under TCG, "
-                     "about 10-20 s a boot (force with --accel)")
+        note(
+            config,
+            f"KVM unusable ({chosen.reason}); VMs run under TCG, about 10-20 s a boot (force with --accel)",
+        )
     boot_timeout = config.option.vm_boot_timeout or (60.0 if chosen.name == "kvm" else 300.0)
     results = Path(run_dir) if run_dir else None
-    return VMConfig(accel=chosen.name, memory=config.option.vm_memory, cpus=vm_cpus(config),
-                    boot_timeout=boot_timeout, test_timeout=config.option.vm_test_timeout,
-                    log_dir=results / "vm-logs" if results else Path("results") / "vm-logs",
-                    results_dir=results)
+    return VMConfig(
+        accel=chosen.name,
+        memory=config.option.vm_memory,
+        cpus=vm_cpus(config),
+        boot_timeout=boot_timeout,
+        test_timeout=config.option.vm_test_timeout,
+        log_dir=results / "vm-logs" if results else Path("results") / "vm-logs",
+        results_dir=results,
+    )
 
 
 class Runner:
@@ -82,15 +89,21 @@ class Runner:
         kernel = self.kernels[name]
         if self.vmcfg.pyzip is None:
             self.vmcfg = self._with_pyzip(self.vmcfg)
-        note(self.config, f"booting {name} ({self.vmcfg.accel.upper()}, "
-                          f"{self.vmcfg.cpus} vCPU, {self.vmcfg.memory}) ...")
-        cases = [item.case.nodeid for item in session.items
-                 if isinstance(item, KernelItem) and item.kernel == name]
+        note(
+            self.config,
+            f"booting {name} ({self.vmcfg.accel.upper()}, {self.vmcfg.cpus} vCPU, {self.vmcfg.memory}) ...",
+        )
+        cases = [
+            item.case.nodeid for item in session.items if isinstance(item, KernelItem) and item.kernel == name
+        ]
         vm = VM(kernel, self.vmcfg, self.config.invocation_params.dir)
         ready = vm.start(self._guest_args(name), list(dict.fromkeys(cases)))
         self.vm = vm
-        note(self.config, f"{name} up in {vm.boot_seconds:.1f} s: {ready.release} "
-                          f"(guest uptime {ready.uptime:.1f} s), console log {vm.log_path}")
+        note(
+            self.config,
+            f"{name} up in {vm.boot_seconds:.1f} s: {ready.release} "
+            f"(guest uptime {ready.uptime:.1f} s), console log {vm.log_path}",
+        )
         self.config.hook.pytest_bpf_vm_booted(config=self.config, boot=vm.boot_record())
         return vm
 
@@ -150,8 +163,12 @@ class Runner:
         case = item.case.nodeid
         if case not in vm.ready.nodeids:
             errors = "\n".join(vm.ready.collect_errors) or "(no collection errors)"
-            return synthetic(item, f"{case} was collected on the host but not inside the {name} "
-                                   f"guest, so it cannot run there:\n{errors}", time.time())
+            return synthetic(
+                item,
+                f"{case} was collected on the host but not inside the {name} "
+                f"guest, so it cannot run there:\n{errors}",
+                time.time(),
+            )
         same_vm = nextitem is not None and getattr(nextitem, "kernel", None) == name
         done = vm.run(case, nextitem.case.nodeid if same_vm else None)
         return [self._report(data) for data in done.reports]
@@ -167,15 +184,19 @@ class Runner:
 def synthetic(item, text: str, started: float, *, vm_lost: str | None = None) -> list[pytest.TestReport]:
     """setup/call/teardown reports for a test that could not run to the end."""
     now = time.time()
-    common = dict(nodeid=item.nodeid, location=item.location,
-                  keywords={k: 1 for k in item.keywords}, sections=[])
+    common = dict(
+        nodeid=item.nodeid, location=item.location, keywords={k: 1 for k in item.keywords}, sections=[]
+    )
     reports = [
-        pytest.TestReport(outcome="passed", longrepr=None, when="setup", duration=0.0,
-                          user_properties=[], **common),
-        pytest.TestReport(outcome="failed", longrepr=text, when="call", duration=now - started,
-                          user_properties=[], **common),
-        pytest.TestReport(outcome="passed", longrepr=None, when="teardown", duration=0.0,
-                          user_properties=[], **common),
+        pytest.TestReport(
+            outcome="passed", longrepr=None, when="setup", duration=0.0, user_properties=[], **common
+        ),
+        pytest.TestReport(
+            outcome="failed", longrepr=text, when="call", duration=now - started, user_properties=[], **common
+        ),
+        pytest.TestReport(
+            outcome="passed", longrepr=None, when="teardown", duration=0.0, user_properties=[], **common
+        ),
     ]
     if vm_lost:
         reportattrs.set_vm_lost(reports[1], vm_lost)
@@ -186,10 +207,19 @@ def refuse(item, text: str) -> None:
     """Log an error for an item that must not run here, without running it."""
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    common = dict(nodeid=item.nodeid, location=item.location, keywords={k: 1 for k in item.keywords},
-                  sections=[], duration=0.0)
-    ihook.pytest_runtest_logreport(report=pytest.TestReport(
-        outcome="failed", longrepr=text, when="setup", user_properties=[], **common))
-    ihook.pytest_runtest_logreport(report=pytest.TestReport(
-        outcome="passed", longrepr=None, when="teardown", user_properties=[], **common))
+    common = dict(
+        nodeid=item.nodeid,
+        location=item.location,
+        keywords={k: 1 for k in item.keywords},
+        sections=[],
+        duration=0.0,
+    )
+    ihook.pytest_runtest_logreport(
+        report=pytest.TestReport(outcome="failed", longrepr=text, when="setup", user_properties=[], **common)
+    )
+    ihook.pytest_runtest_logreport(
+        report=pytest.TestReport(
+            outcome="passed", longrepr=None, when="teardown", user_properties=[], **common
+        )
+    )
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)

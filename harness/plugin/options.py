@@ -12,35 +12,82 @@ RESULTS_INI = "bpf_results_dir"
 
 def pytest_addoption(parser):
     group = parser.getgroup("bpf-harness", "kernels in throwaway VMs")
-    group.addoption("--kernel", action="append", dest="bpf_kernels", default=[], metavar="SPEC",
-                    help="run every test in a VM booted with this kernel: a catalog version "
-                         "('6.12' = newest 6.12.y, '6.12.111' exact, '6.8' Ubuntu mainline) or a "
-                         "path to a bzImage or a built kernel tree; repeat for several kernels")
-    group.addoption("--accel", choices=accel.CHOICES, default="auto",
-                    help="kvm, tcg, or auto: KVM only where it really works (default auto)")
+    group.addoption(
+        "--kernel",
+        action="append",
+        dest="bpf_kernels",
+        default=[],
+        metavar="SPEC",
+        help="run every test in a VM booted with this kernel: a catalog version "
+        "('6.12' = newest 6.12.y, '6.12.111' exact, '6.8' Ubuntu mainline) or a "
+        "path to a bzImage or a built kernel tree; repeat for several kernels",
+    )
+    group.addoption(
+        "--accel",
+        choices=accel.CHOICES,
+        default="auto",
+        help="kvm, tcg, or auto: KVM only where it really works (default auto)",
+    )
     group.addoption("--vm-memory", default="1G", help="guest memory (default 1G)")
-    group.addoption("--vm-cpus", type=int, default=None,
-                    help="guest vCPUs (default: the host's CPUs shared among the VMs that run "
-                         "at once, at most 2)")
-    group.addoption("--vm-boot-timeout", type=float, default=None, metavar="SECONDS",
-                    help="give up on a boot after this long (default 60 with KVM, 300 with TCG)")
-    group.addoption("--vm-test-timeout", type=float, default=300.0, metavar="SECONDS",
-                    help="a test that runs longer is ended as 'VM lost' (default 300)")
-    group.addoption("--results-dir", type=Path, default=None,
-                    help="write results.json and the VMs' console logs into this directory "
-                         "(default with --kernel: a new results/<time>-<pid>/ per run, "
-                         "results/latest pointing at the newest)")
-    group.addoption("--results-json", type=Path, default=None, metavar="PATH",
-                    help="write the run's results file here (default: <results dir>/results.json)")
-    group.addoption("--results-label", default=None, metavar="TEXT",
-                    help="a label stored in the results file, e.g. the CI job name")
-    group.addoption("--offline", action="store_true",
-                    help="use only cached kernels; never download")
-    group.addoption("--debian-mirror", default=None, metavar="URL",
-                    help="Debian archive URL(s) for hosts whose apt cannot fetch Debian kernels "
-                         "(or HARNESS_DEBIAN_MIRROR)")
-    group.addoption("--mainline-mirror", default=None, metavar="URL",
-                    help="Ubuntu mainline archive URL (or HARNESS_MAINLINE_MIRROR)")
+    group.addoption(
+        "--vm-cpus",
+        type=int,
+        default=None,
+        help="guest vCPUs (default: the host's CPUs shared among the VMs that run at once, at most 2)",
+    )
+    group.addoption(
+        "--vm-boot-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up on a boot after this long (default 60 with KVM, 300 with TCG)",
+    )
+    group.addoption(
+        "--vm-test-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="a test that runs longer is ended as 'VM lost' (default 300)",
+    )
+    group.addoption(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="write results.json and the VMs' console logs into this directory "
+        "(default with --kernel: a new results/<time>-<pid>/ per run, "
+        "results/latest pointing at the newest)",
+    )
+    group.addoption(
+        "--results-json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write the run's results file here (default: <results dir>/results.json)",
+    )
+    group.addoption(
+        "--results-label",
+        default=None,
+        metavar="TEXT",
+        help="a label stored in the results file, e.g. the CI job name",
+    )
+    group.addoption("--offline", action="store_true", help="use only cached kernels; never download")
+    group.addoption(
+        "--debian-mirror",
+        default=None,
+        metavar="URL",
+        help="Debian archive URL(s) for hosts whose apt cannot fetch Debian kernels "
+        "(or HARNESS_DEBIAN_MIRROR)",
+    )
+    group.addoption(
+        "--mainline-mirror",
+        default=None,
+        metavar="URL",
+        help="Ubuntu mainline archive URL (or HARNESS_MAINLINE_MIRROR)",
+    )
     group.addoption("--harness-guest-kernel", default=None, help=argparse.SUPPRESS)
-    parser.addini(RESULTS_INI, "record results of every run (also without --kernel) under this "
-                               "directory, one results/<time>-<pid>/ per run", default="")
+    parser.addini(
+        RESULTS_INI,
+        "record results of every run (also without --kernel) under this "
+        "directory, one results/<time>-<pid>/ per run",
+        default="",
+    )

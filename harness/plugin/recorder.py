@@ -45,13 +45,12 @@ def pytest_configure(config):
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def _git_commit(root: Path) -> str | None:
     try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                           text=True, timeout=10)
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return r.stdout.strip() or None if r.returncode == 0 else None
@@ -76,10 +75,15 @@ class Recorder:
         self.boots: list = []  # harness.vm.launcher.BootRecord
         self.cases: dict[str, CaseRecord] = {}
         self.meta = RunMeta(
-            started=_now(), finished=None, host=socket.gethostname(),
-            host_kernel=os.uname().release, harness_version=_harness_version(),
-            git_commit=_git_commit(config.rootpath), args=list(config.invocation_params.args),
-            mode="vm" if vm_mode(config) else "host", label=option.results_label,
+            started=_now(),
+            finished=None,
+            host=socket.gethostname(),
+            host_kernel=os.uname().release,
+            harness_version=_harness_version(),
+            git_commit=_git_commit(config.rootpath),
+            args=list(config.invocation_params.args),
+            mode="vm" if vm_mode(config) else "host",
+            label=option.results_label,
         )
         self.final: RunRecord | None = None
 
@@ -93,8 +97,14 @@ class Recorder:
 
     def _host_kernel(self) -> KernelRecord:
         u = os.uname()
-        return KernelRecord(name=u.release, spec="", release=u.release, version=u.version,
-                            source="host", origin="the kernel pytest ran on")
+        return KernelRecord(
+            name=u.release,
+            spec="",
+            release=u.release,
+            version=u.version,
+            source="host",
+            origin="the kernel pytest ran on",
+        )
 
     def kernels(self) -> list[KernelRecord]:
         out = []
@@ -103,21 +113,35 @@ class Recorder:
             first = boots[0] if boots else None
             # a local kernel is named by its release; --kernel needs the path again
             spec = k.origin if k.source in ("local", "build") else name
-            out.append(KernelRecord(
-                name=name, spec=spec, release=first.release if first else k.release,
-                version=first and first.version, source=k.source, sha256=k.sha256,
-                package=k.package, origin=k.origin, accel=first and first.accel,
-                boot_seconds=first and first.boot_seconds, boots=len(boots),
-                console_log=first and first.console_log,
-            ))
+            out.append(
+                KernelRecord(
+                    name=name,
+                    spec=spec,
+                    release=first.release if first else k.release,
+                    version=first and first.version,
+                    source=k.source,
+                    sha256=k.sha256,
+                    package=k.package,
+                    origin=k.origin,
+                    accel=first and first.accel,
+                    boot_seconds=first and first.boot_seconds,
+                    boots=len(boots),
+                    console_log=first and first.console_log,
+                )
+            )
         host = self._host_kernel()
         if not out or any(c.kernel == host.name for c in self.cases.values()):
             out.append(host)  # host mode, or tests marked to run on the host
         return out
 
     def run_record(self, complete: bool) -> RunRecord:
-        return RunRecord(schema=records.SCHEMA, complete=complete, meta=self.meta,
-                         kernels=self.kernels(), cases=list(self.cases.values()))
+        return RunRecord(
+            schema=records.SCHEMA,
+            complete=complete,
+            meta=self.meta,
+            kernels=self.kernels(),
+            cases=list(self.cases.values()),
+        )
 
     # -- hooks --------------------------------------------------------------
 
@@ -125,8 +149,10 @@ class Recorder:
         try:
             records.dump(self.run_record(complete=False), self.path)
         except OSError as e:
-            raise pytest.UsageError(f"cannot write the results file {self.path}: {e.strerror}; "
-                                    "pass a writable --results-json or --results-dir") from None
+            raise pytest.UsageError(
+                f"cannot write the results file {self.path}: {e.strerror}; "
+                "pass a writable --results-json or --results-dir"
+            ) from None
 
     def pytest_runtest_logreport(self, report):
         kernel = self._kernel_of(report)
@@ -134,7 +160,11 @@ class Recorder:
         if rec is None:
             rec = self.cases[report.nodeid] = CaseRecord(
                 case=ids.case_of(report.nodeid, kernel if self.meta.mode == "vm" else None),
-                kernel=kernel, nodeid=report.nodeid, outcome="passed", duration=0.0)
+                kernel=kernel,
+                nodeid=report.nodeid,
+                outcome="passed",
+                duration=0.0,
+            )
         rec.duration = round(rec.duration + (report.duration or 0.0), 3)
         _apply(rec, report)
         if rec.outcome in records.BAD and rec.reproduce is None:
@@ -142,12 +172,15 @@ class Recorder:
             rec.reproduce = records.reproduce_line(rec.nodeid, spec or None)
 
     def _kernel_of(self, report) -> str:
-        return (reportattrs.read(report).kernel or ids.split(report.nodeid, self.vm_kernels)[1]
-                or os.uname().release)
+        return (
+            reportattrs.read(report).kernel
+            or ids.split(report.nodeid, self.vm_kernels)[1]
+            or os.uname().release
+        )
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
-        complete = (exitstatus in _FINISHED and not session.shouldstop and not session.shouldfail)
+        complete = exitstatus in _FINISHED and not session.shouldstop and not session.shouldfail
         self.meta.finished = _now()
         self.meta.exit_status = int(exitstatus)
         self.final = self.run_record(complete)

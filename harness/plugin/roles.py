@@ -1,9 +1,9 @@
 """Which role this pytest process plays: the one answer every part asks for.
 
-    host        a plain pytest run, no xdist: it runs tests (and VMs) itself
-    controller  the xdist controller: schedules, runs nothing, records results
-    worker      an xdist worker: collects and runs (and boots VMs)
-    guest       the pytest session inside a VM (``--harness-guest-kernel``)
+host        a plain pytest run, no xdist: it runs tests (and VMs) itself
+controller  the xdist controller: schedules, runs nothing, records results
+worker      an xdist worker: collects and runs (and boots VMs)
+guest       the pytest session inside a VM (``--harness-guest-kernel``)
 """
 
 from __future__ import annotations

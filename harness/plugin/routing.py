@@ -58,8 +58,13 @@ class KernelItem(pytest.Item):
 
     @classmethod
     def for_case(cls, case: pytest.Item, kernel: str) -> KernelItem:
-        return cls.from_parent(case.parent, name=ids.with_kernel(case.name, kernel),
-                               nodeid=ids.with_kernel(case.nodeid, kernel), case=case, kernel=kernel)
+        return cls.from_parent(
+            case.parent,
+            name=ids.with_kernel(case.name, kernel),
+            nodeid=ids.with_kernel(case.nodeid, kernel),
+            case=case,
+            kernel=kernel,
+        )
 
     def reportinfo(self):
         path, lineno, domain = self.case.reportinfo()
@@ -87,11 +92,13 @@ def pytest_cmdline_main(config):
     try:
         for spec in config.option.bpf_kernels:
             kernel = kernels.resolve(
-                spec, fetch=not config.option.offline,
+                spec,
+                fetch=not config.option.offline,
                 debian_mirror=config.option.debian_mirror,
                 mainline_mirror=config.option.mainline_mirror,
                 # xdist workers only read the cache the controller filled
-                progress=role(config) is not Role.WORKER)
+                progress=role(config) is not Role.WORKER,
+            )
             resolved[kernel.name] = kernel
     except kernels.KernelError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -134,8 +141,9 @@ def _route(config) -> Route:
             args.append(case)
     config.args[:] = args
     run_dir = rundir.run_dir(config)
-    return Route(guest_args=list(config.invocation_params.args), only=only,
-                 run_dir=str(run_dir) if run_dir else None)
+    return Route(
+        guest_args=list(config.invocation_params.args), only=only, run_dir=str(run_dir) if run_dir else None
+    )
 
 
 def _as_nodeid(config, arg: str) -> str:
@@ -165,10 +173,12 @@ def pytest_collection_modifyitems(session, config, items):
         return
     only = config.stash[ROUTE].only
     host = [item for item in items if item.get_closest_marker("host")]
-    routed = [KernelItem.for_case(item, kernel)
-              for kernel in config.stash[KERNELS]  # kernel by kernel: each boots once
-              for item in items
-              if not item.get_closest_marker("host") and kernel in only.get(item.nodeid, [kernel])]
+    routed = [
+        KernelItem.for_case(item, kernel)
+        for kernel in config.stash[KERNELS]  # kernel by kernel: each boots once
+        for item in items
+        if not item.get_closest_marker("host") and kernel in only.get(item.nodeid, [kernel])
+    ]
     # the header's "collected N items / M deselected" counts items, which are now per kernel
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None and hasattr(reporter, "_numcollected"):
@@ -186,9 +196,12 @@ def pytest_runtest_protocol(item, nextitem):
     if isinstance(item, KernelItem):
         config.stash[RUNNER].run(item, nextitem)
     else:
-        dispatch.refuse(item, f"{item.nodeid} has no kernel: it appeared after the harness gave "
-                              "every collected test one item per kernel (added by another plugin?). "
-                              "It was not run; to run it on the host, mark it @pytest.mark.host")
+        dispatch.refuse(
+            item,
+            f"{item.nodeid} has no kernel: it appeared after the harness gave "
+            "every collected test one item per kernel (added by another plugin?). "
+            "It was not run; to run it on the host, mark it @pytest.mark.host",
+        )
     return True
 
 
@@ -245,7 +258,8 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.section("kernels")
     for b in boots:
         terminalreporter.write_line(
-            f"{b.kernel:<12} {b.release:<28} {b.accel.upper()}  boot {b.boot_seconds:6.1f} s  {b.console_log}")
+            f"{b.kernel:<12} {b.release:<28} {b.accel.upper()}  boot {b.boot_seconds:6.1f} s  {b.console_log}"
+        )
 
 
 def vm_cpus(config) -> int:

@@ -29,8 +29,7 @@ LATEST = "latest"
 def recording(config) -> bool:
     """Does this run write a results file? Only when asked (``--kernel`` asks)."""
     option = config.option
-    return bool(vm_mode(config) or option.results_dir or option.results_json
-                or config.getini(RESULTS_INI))
+    return bool(vm_mode(config) or option.results_dir or option.results_json or config.getini(RESULTS_INI))
 
 
 def run_dir(config) -> Path | None:
@@ -58,9 +57,13 @@ def _make(config) -> Path | None:
         config.stash[PER_RUN] = True
     except OSError as exc:  # a read-only checkout must not stop the run, nor lose its files
         path = Path(tempfile.mkdtemp(prefix=f"bpf-harness-{name}-"))
-        config.issue_config_time_warning(pytest.PytestConfigWarning(
-            f"cannot create {base / name} ({exc.strerror}); this run's files go to {path} "
-            "(pass --results-dir to choose)"), stacklevel=2)
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                f"cannot create {base / name} ({exc.strerror}); this run's files go to {path} "
+                "(pass --results-dir to choose)"
+            ),
+            stacklevel=2,
+        )
     return path
 
 
@@ -77,4 +80,3 @@ def mark_latest(config) -> None:
         os.replace(tmp, link)
     except OSError:
         pass  # a convenience only
-

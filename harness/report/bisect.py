@@ -50,8 +50,10 @@ class BisectResult:
     steps: list[StepResult] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"first kernel where the outcome changes: {self.first_changed} "
-                f"({self.before} on {self.last_same} and older, {self.after} from {self.first_changed})")
+        return (
+            f"first kernel where the outcome changes: {self.first_changed} "
+            f"({self.before} on {self.last_same} and older, {self.after} from {self.first_changed})"
+        )
 
 
 class StepRunner(Protocol):
@@ -62,19 +64,24 @@ def catalog_range(good: str, bad: str, names: list[str]) -> list[str]:
     """Catalog names from good to bad inclusive, in version order (descending when good is newer)."""
     missing = [n for n in (good, bad) if n not in names]
     if missing:
-        raise BisectError(f"{', '.join(missing)} not in the catalog; bisect takes exact names "
-                          f"such as {', '.join(sorted(names, key=kernel_order)[:3])} "
-                          "(see python -m harness kernels list)")
+        raise BisectError(
+            f"{', '.join(missing)} not in the catalog; bisect takes exact names "
+            f"such as {', '.join(sorted(names, key=kernel_order)[:3])} "
+            "(see python -m harness kernels list)"
+        )
     ordered = sorted(names, key=kernel_order)
     i, j = ordered.index(good), ordered.index(bad)
     if i == j:
         raise BisectError(f"--good and --bad are the same kernel ({good}); give two different kernels")
-    return ordered[i:j + 1] if i < j else ordered[j:i + 1][::-1]
+    return ordered[i : j + 1] if i < j else ordered[j : i + 1][::-1]
 
 
-def bisect_list(targets: list[str], run: Callable[[str], StepResult],
-                on_step: Callable[[StepResult], None] = lambda s: None,
-                good_outcome: str | None = None) -> BisectResult:
+def bisect_list(
+    targets: list[str],
+    run: Callable[[str], StepResult],
+    on_step: Callable[[StepResult], None] = lambda s: None,
+    good_outcome: str | None = None,
+) -> BisectResult:
     """Binary search for the first target whose outcome differs from targets[0]'s.
 
     targets[0] is run to learn the reference outcome (unless good_outcome is
@@ -106,15 +113,23 @@ def bisect_list(targets: list[str], run: Callable[[str], StepResult],
         if changed.outcome == ref:
             raise BisectError(
                 f"the case is {ref} on both {targets[0]} and {targets[-1]} (and every kernel tried "
-                "between them): there is no change to find; check the node id and the two kernels")
-    return BisectResult(first_changed=targets[hi], last_same=targets[lo], before=ref,
-                        after=changed.outcome, steps=steps)
+                "between them): there is no change to find; check the node id and the two kernels"
+            )
+    return BisectResult(
+        first_changed=targets[hi], last_same=targets[lo], before=ref, after=changed.outcome, steps=steps
+    )
 
 
-def bisect_catalog(good: str, bad: str, case: str, run: StepRunner,
-                   on_step: Callable[[StepResult], None] = lambda s: None,
-                   names: list[str] | None = None, good_outcome: str | None = None,
-                   source: str | None = None) -> BisectResult:
+def bisect_catalog(
+    good: str,
+    bad: str,
+    case: str,
+    run: StepRunner,
+    on_step: Callable[[StepResult], None] = lambda s: None,
+    names: list[str] | None = None,
+    good_outcome: str | None = None,
+    source: str | None = None,
+) -> BisectResult:
     """Bisect over catalog kernels; names (tests) replaces the catalog.
 
     source limits the kernels to one catalog source ("debian",
@@ -129,8 +144,9 @@ def bisect_catalog(good: str, bad: str, case: str, run: StepRunner,
         by_name = {e.name: e.source for e in entries}
         if source is None and by_name.get(good) and by_name.get(good) == by_name.get(bad):
             source = by_name[good]
-        names = [e.name for e in entries if source in (None, "any") or e.source == source
-                 or e.name in (good, bad)]
+        names = [
+            e.name for e in entries if source in (None, "any") or e.source == source or e.name in (good, bad)
+        ]
     case = strip_kernel(case, names)
     targets = catalog_range(good, bad, names)
     return bisect_list(targets, lambda k: run(k, k, ids.with_kernel(case, k)), on_step, good_outcome)
@@ -144,8 +160,14 @@ def strip_kernel(nodeid: str, names: list[str]) -> str:
 class PytestStep:
     """Runs one step as `pytest --kernel SPEC 'NODEID'` in a subprocess and reads its results file."""
 
-    def __init__(self, workdir: Path, extra_args: list[str] | None = None, cwd: Path | None = None,
-                 python: str = sys.executable, verbose: bool = False):
+    def __init__(
+        self,
+        workdir: Path,
+        extra_args: list[str] | None = None,
+        cwd: Path | None = None,
+        python: str = sys.executable,
+        verbose: bool = False,
+    ):
         self.workdir = Path(workdir)
         self.extra = list(extra_args or [])
         self.cwd = cwd
@@ -159,27 +181,50 @@ class PytestStep:
         results = self.workdir / f"step{self.count:02d}-{tag}.json"
         log = self.workdir / f"step{self.count:02d}-{tag}.log"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [self.python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-               "--kernel", spec, "--results-dir", str(self.workdir / "logs"),
-               "--results-json", str(results), *self.extra, nodeid]
+        cmd = [
+            self.python,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            "--kernel",
+            spec,
+            "--results-dir",
+            str(self.workdir / "logs"),
+            "--results-json",
+            str(results),
+            *self.extra,
+            nodeid,
+        ]
         with open(log, "w") as out:
-            proc = subprocess.run(cmd, cwd=self.cwd, stdout=None if self.verbose else out,
-                                  stderr=subprocess.STDOUT if not self.verbose else None)
+            proc = subprocess.run(
+                cmd,
+                cwd=self.cwd,
+                stdout=None if self.verbose else out,
+                stderr=subprocess.STDOUT if not self.verbose else None,
+            )
         command = records.reproduce_line(nodeid, spec)
         try:
             run = records.load(results)
         except records.ResultsError:
-            raise BisectError(f"step on {kernel} produced no results (pytest exit {proc.returncode}); "
-                              f"its output is in {log}; rerun it with: {command}") from None
+            raise BisectError(
+                f"step on {kernel} produced no results (pytest exit {proc.returncode}); "
+                f"its output is in {log}; rerun it with: {command}"
+            ) from None
         for case in run.cases:
             if case.nodeid == nodeid:
                 return StepResult(kernel, kernel, case.outcome, command, case.message)
-        raise BisectError(f"{nodeid} did not run on {kernel} (pytest exit {proc.returncode}): the node "
-                          f"id is not collected there; check it with: {command} --collect-only; "
-                          f"output in {log}")
+        raise BisectError(
+            f"{nodeid} did not run on {kernel} (pytest exit {proc.returncode}): the node "
+            f"id is not collected there; check it with: {command} --collect-only; "
+            f"output in {log}"
+        )
 
 
 # -- source trees -------------------------------------------------------------
+
 
 def _git(tree: Path, *args: str) -> str:
     r = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True)
@@ -191,10 +236,17 @@ def _git(tree: Path, *args: str) -> str:
 _FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit", re.M)
 
 
-def bisect_git(tree: Path, good: str, bad: str, case: str, run: StepRunner,
-               build: Callable[[Path], str],
-               on_step: Callable[[StepResult], None] = lambda s: None,
-               good_outcome: str | None = None, max_steps: int = 64) -> BisectResult:
+def bisect_git(
+    tree: Path,
+    good: str,
+    bad: str,
+    case: str,
+    run: StepRunner,
+    build: Callable[[Path], str],
+    on_step: Callable[[StepResult], None] = lambda s: None,
+    good_outcome: str | None = None,
+    max_steps: int = 64,
+) -> BisectResult:
     """git bisect over a kernel tree: at each commit build(tree) -> kernel name, then run the case.
 
     A step whose outcome equals the good commit's is "good", any other
@@ -203,8 +255,10 @@ def bisect_git(tree: Path, good: str, bad: str, case: str, run: StepRunner,
     """
     tree = Path(tree).resolve()
     if _git(tree, "status", "--porcelain", "--untracked-files=no").strip():
-        raise BisectError(f"{tree} has uncommitted changes; git bisect would check out over them. "
-                          "Commit or stash them first")
+        raise BisectError(
+            f"{tree} has uncommitted changes; git bisect would check out over them. "
+            "Commit or stash them first"
+        )
     steps: list[StepResult] = []
 
     def step(commit: str) -> StepResult | None:
@@ -244,10 +298,13 @@ def bisect_git(tree: Path, good: str, bad: str, case: str, run: StepRunner,
             if m:
                 first_bad = m.group(1)
                 after = next((s.outcome for s in steps if s.target == first_bad), "changed")
-                return BisectResult(first_changed=first_bad, last_same=good_sha, before=ref,
-                                    after=after, steps=steps)
+                return BisectResult(
+                    first_changed=first_bad, last_same=good_sha, before=ref, after=after, steps=steps
+                )
             if "only skipped commits left" in out:
-                raise BisectError(f"git bisect cannot decide, commits that do not build are in the way:\n{out}")
+                raise BisectError(
+                    f"git bisect cannot decide, commits that do not build are in the way:\n{out}"
+                )
         raise BisectError(f"no answer after {max_steps} steps")
     finally:
         subprocess.run(["git", "-C", str(tree), "bisect", "reset"], capture_output=True)

@@ -35,8 +35,12 @@ class Matrix:
         return cell.outcome if cell else None
 
     def failures(self) -> list[CaseRecord]:
-        return [self.cells[(c, k.name)] for c in self.cases for k in self.kernels
-                if (c, k.name) in self.cells and self.cells[(c, k.name)].outcome in BAD]
+        return [
+            self.cells[(c, k.name)]
+            for c in self.cases
+            for k in self.kernels
+            if (c, k.name) in self.cells and self.cells[(c, k.name)].outcome in BAD
+        ]
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(OUTCOMES, 0)
@@ -46,8 +50,10 @@ class Matrix:
 
     def grid(self) -> dict[str, dict[str, str]]:
         """case -> kernel -> outcome: what "the same matrix" means."""
-        return {c: {k.name: self.cells[(c, k.name)].outcome for k in self.kernels
-                    if (c, k.name) in self.cells} for c in self.cases}
+        return {
+            c: {k.name: self.cells[(c, k.name)].outcome for k in self.kernels if (c, k.name) in self.cells}
+            for c in self.cases
+        }
 
 
 def kernel_order(name: str) -> tuple:
@@ -72,23 +78,33 @@ def merge(runs: list[RunRecord]) -> Matrix:
     warnings: list[str] = []
     meta = []
     for run in runs:
-        meta.append({"label": run.meta.label, "started": run.meta.started,
-                     "git_commit": run.meta.git_commit, "complete": run.complete,
-                     "host": run.meta.host})
+        meta.append(
+            {
+                "label": run.meta.label,
+                "started": run.meta.started,
+                "git_commit": run.meta.git_commit,
+                "complete": run.complete,
+                "host": run.meta.host,
+            }
+        )
         for k in run.kernels:
             known = kernels.get(k.name)
             if known is None or (known.boot_seconds is None and k.boot_seconds is not None):
                 kernels[k.name] = k
             if known is not None and known.sha256 and k.sha256 and known.sha256 != k.sha256:
-                warnings.append(f"kernel {k.name}: two runs used different images "
-                                f"(sha256 {known.sha256[:12]} vs {k.sha256[:12]}); cells show the worse outcome")
+                warnings.append(
+                    f"kernel {k.name}: two runs used different images "
+                    f"(sha256 {known.sha256[:12]} vs {k.sha256[:12]}); cells show the worse outcome"
+                )
         for c in run.cases:
             cases.setdefault(c.case)
             key = (c.case, c.kernel)
             if key in cells:
                 if cells[key].outcome != c.outcome:
-                    warnings.append(f"{c.case} on {c.kernel}: {cells[key].outcome} in one run, "
-                                    f"{c.outcome} in another; showing the worse")
+                    warnings.append(
+                        f"{c.case} on {c.kernel}: {cells[key].outcome} in one run, "
+                        f"{c.outcome} in another; showing the worse"
+                    )
                 cells[key] = _worse(cells[key], c)
             else:
                 cells[key] = c
@@ -123,8 +139,9 @@ def compare(baseline: Matrix, current: Matrix) -> Comparison:
     out = Comparison([], [], [], [], [])
     for key in sorted(set(baseline.cells) | set(current.cells), key=lambda k: (k[0], kernel_order(k[1]))):
         before, after = baseline.cells.get(key), current.cells.get(key)
-        change = Change(key[0], key[1], before.outcome if before else None,
-                        after.outcome if after else None, after)
+        change = Change(
+            key[0], key[1], before.outcome if before else None, after.outcome if after else None, after
+        )
         if before is None:
             out.new.append(change)
         elif after is None:
@@ -142,6 +159,7 @@ def compare(baseline: Matrix, current: Matrix) -> Comparison:
 
 # -- text ---------------------------------------------------------------------
 
+
 def render_text(m: Matrix) -> str:
     """One row per case, one column per kernel, a letter per cell (see LEGEND)."""
     if not m.cases:
@@ -151,7 +169,7 @@ def render_text(m: Matrix) -> str:
     head = " " * case_w + "  " + " ".join(k.name.center(width) for k in m.kernels)
     lines = [head]
     for c in m.cases:
-        label = c if len(c) <= case_w else "..." + c[-(case_w - 3):]
+        label = c if len(c) <= case_w else "..." + c[-(case_w - 3) :]
         row = " ".join(LETTERS.get(m.outcome(c, k.name) or "", "-").center(width) for k in m.kernels)
         lines.append(f"{label:<{case_w}}  {row}")
     lines.append(LEGEND)
@@ -163,8 +181,13 @@ LEGEND = ". passed  F failed  E error  L VM lost  s skipped  x xfailed  X xpasse
 
 def render_comparison_text(d: Comparison) -> str:
     lines = []
-    for title, changes in (("REGRESSIONS", d.regressions), ("fixed", d.fixes),
-                           ("changed", d.other), ("new", d.new), ("removed", d.removed)):
+    for title, changes in (
+        ("REGRESSIONS", d.regressions),
+        ("fixed", d.fixes),
+        ("changed", d.other),
+        ("new", d.new),
+        ("removed", d.removed),
+    ):
         if not changes:
             continue
         lines.append(f"{title} ({len(changes)}):")
@@ -174,15 +197,25 @@ def render_comparison_text(d: Comparison) -> str:
                 lines.append(f"      reproduce: {ch.cell.reproduce}")
     if not lines:
         lines.append("no differences")
-    lines.append(f"{len(d.regressions)} regression(s), {len(d.fixes)} fix(es), "
-                 f"{len(d.new)} new, {len(d.removed)} removed")
+    lines.append(
+        f"{len(d.regressions)} regression(s), {len(d.fixes)} fix(es), "
+        f"{len(d.new)} new, {len(d.removed)} removed"
+    )
     return "\n".join(lines)
 
 
 # -- Markdown -----------------------------------------------------------------
 
-EMOJI = {"passed": "✅", "failed": "❌", "error": "💥", "vm-lost": "💀", "skipped": "⏭️",
-         "xfailed": "☑️", "xpassed": "❗", None: "➖"}
+EMOJI = {
+    "passed": "✅",
+    "failed": "❌",
+    "error": "💥",
+    "vm-lost": "💀",
+    "skipped": "⏭️",
+    "xfailed": "☑️",
+    "xpassed": "❗",
+    None: "➖",
+}
 
 
 def _md(text: str) -> str:
@@ -198,33 +231,49 @@ def render_markdown(m: Matrix, diff: Comparison | None = None) -> str:
     incomplete = [r for r in m.runs if not r["complete"]]
     if incomplete:
         out.append("")
-        out.append(f"**{len(incomplete)} run(s) did not finish** "
-                   f"({', '.join(r['label'] or r['started'] for r in incomplete)}): missing cells are not passes.")
+        out.append(
+            f"**{len(incomplete)} run(s) did not finish** "
+            f"({', '.join(r['label'] or r['started'] for r in incomplete)}): missing cells are not passes."
+        )
     if diff is not None:
-        out += ["", f"**Against the baseline: {len(diff.regressions)} regression(s)**, "
-                    f"{len(diff.fixes)} fix(es), {len(diff.new)} new cell(s), {len(diff.removed)} removed."]
+        out += [
+            "",
+            f"**Against the baseline: {len(diff.regressions)} regression(s)**, "
+            f"{len(diff.fixes)} fix(es), {len(diff.new)} new cell(s), {len(diff.removed)} removed.",
+        ]
         for ch in diff.regressions:
             out.append(f"- ❌ `{ch.case}` on **{ch.kernel}**: {ch.before} → {ch.after}")
         for ch in diff.fixes:
             out.append(f"- ✅ `{ch.case}` on **{ch.kernel}**: {ch.before} → {ch.after}")
-    out += ["", "| case | " + " | ".join(k.name for k in m.kernels) + " |",
-            "|---|" + "|".join(":-:" for _ in m.kernels) + "|"]
+    out += [
+        "",
+        "| case | " + " | ".join(k.name for k in m.kernels) + " |",
+        "|---|" + "|".join(":-:" for _ in m.kernels) + "|",
+    ]
     for c in m.cases:
         row = " | ".join(EMOJI.get(m.outcome(c, k.name), "?") for k in m.kernels)
         out.append(f"| `{_md(c)}` | {row} |")
     out += ["", "Legend: " + ", ".join(f"{e} {o or 'not run'}" for o, e in EMOJI.items()), ""]
-    out += ["### Kernels", "", "| kernel | release | source | accel | boot | sha256 |",
-            "|---|---|---|---|---|---|"]
+    out += [
+        "### Kernels",
+        "",
+        "| kernel | release | source | accel | boot | sha256 |",
+        "|---|---|---|---|---|---|",
+    ]
     for k in m.kernels:
         boot = f"{k.boot_seconds:.1f} s" if k.boot_seconds is not None else "-"
-        out.append(f"| {k.name} | {_md(k.release or '-')} | {_md(k.source or '-')} | "
-                   f"{(k.accel or '-').upper()} | {boot} | `{(k.sha256 or '-')[:16]}` |")
+        out.append(
+            f"| {k.name} | {_md(k.release or '-')} | {_md(k.source or '-')} | "
+            f"{(k.accel or '-').upper()} | {boot} | `{(k.sha256 or '-')[:16]}` |"
+        )
     failures = m.failures()
     if failures:
         out += ["", f"### Failures ({len(failures)})", ""]
         for f in failures:
-            out.append(f"<details><summary>{EMOJI[f.outcome]} <code>{html.escape(f.nodeid)}</code>: "
-                       f"{html.escape(f.outcome)}{' ' + html.escape(f.errno) if f.errno else ''}</summary>")
+            out.append(
+                f"<details><summary>{EMOJI[f.outcome]} <code>{html.escape(f.nodeid)}</code>: "
+                f"{html.escape(f.outcome)}{' ' + html.escape(f.errno) if f.errno else ''}</summary>"
+            )
             out += ["", "```"]
             out.append(_detail_text(f))
             out += ["```", "", "</details>", ""]
@@ -251,8 +300,16 @@ def _detail_text(f: CaseRecord) -> str:
 
 # -- HTML ---------------------------------------------------------------------
 
-COLOURS = {"passed": "#2da44e", "failed": "#cf222e", "error": "#8250df", "vm-lost": "#24292f",
-           "skipped": "#d0d7de", "xfailed": "#9be9a8", "xpassed": "#bf8700", None: "#ffffff"}
+COLOURS = {
+    "passed": "#2da44e",
+    "failed": "#cf222e",
+    "error": "#8250df",
+    "vm-lost": "#24292f",
+    "skipped": "#d0d7de",
+    "xfailed": "#9be9a8",
+    "xpassed": "#bf8700",
+    None: "#ffffff",
+}
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1f2328}
@@ -297,46 +354,66 @@ def _html_detail(f: CaseRecord) -> str:
     if f.kernel_splat:
         rows.append(f"<div>kernel splat:</div><pre>{_esc(f.kernel_splat)}</pre>")
     if f.reproduce:
-        rows.append(f"<div>reproduce:</div><code class=\"repro\">{_esc(f.reproduce)}</code>")
+        rows.append(f'<div>reproduce:</div><code class="repro">{_esc(f.reproduce)}</code>')
     return "".join(rows)
 
 
 def render_html(m: Matrix, diff: Comparison | None = None, title: str = "BPF cases x kernels") -> str:
     """One self-contained page: provenance header, coloured grid, failure details in <details>."""
     counts = m.counts()
-    p = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
-         f"<h1>{_esc(title)}</h1>",
-         "<p>" + ", ".join(f"{n} {_esc(o)}" for o, n in counts.items() if n)
-         + f" &mdash; {len(m.cases)} cases on {len(m.kernels)} kernels</p>"]
+    p = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_esc(title)}</h1>",
+        "<p>"
+        + ", ".join(f"{n} {_esc(o)}" for o, n in counts.items() if n)
+        + f" &mdash; {len(m.cases)} cases on {len(m.kernels)} kernels</p>",
+    ]
     incomplete = [r for r in m.runs if not r["complete"]]
     if incomplete:
-        p.append(f"<p class=\"bad\">{len(incomplete)} run(s) did not finish; missing cells are not passes.</p>")
-    p.append("<table class=\"prov\"><tr><th>kernel</th><th>release</th><th>uname -v</th><th>source</th>"
-             "<th>package / origin</th><th>sha256</th><th>accel</th><th>boot</th></tr>")
+        p.append(f'<p class="bad">{len(incomplete)} run(s) did not finish; missing cells are not passes.</p>')
+    p.append(
+        '<table class="prov"><tr><th>kernel</th><th>release</th><th>uname -v</th><th>source</th>'
+        "<th>package / origin</th><th>sha256</th><th>accel</th><th>boot</th></tr>"
+    )
     for k in m.kernels:
         boot = f"{k.boot_seconds:.1f} s" if k.boot_seconds is not None else "-"
-        p.append(f"<tr><td><b>{_esc(k.name)}</b></td><td>{_esc(k.release)}</td><td>{_esc(k.version)}</td>"
-                 f"<td>{_esc(k.source)}</td><td>{_esc(k.package or k.origin)}</td>"
-                 f"<td><code>{_esc(k.sha256)}</code></td><td>{_esc((k.accel or '-').upper())}</td>"
-                 f"<td>{boot}</td></tr>")
+        p.append(
+            f"<tr><td><b>{_esc(k.name)}</b></td><td>{_esc(k.release)}</td><td>{_esc(k.version)}</td>"
+            f"<td>{_esc(k.source)}</td><td>{_esc(k.package or k.origin)}</td>"
+            f"<td><code>{_esc(k.sha256)}</code></td><td>{_esc((k.accel or '-').upper())}</td>"
+            f"<td>{boot}</td></tr>"
+        )
     p.append("</table>")
     if diff is not None:
-        p.append(f"<h2>Against the baseline: <span class=\"{'bad' if diff.regressions else ''}\">"
-                 f"{len(diff.regressions)} regression(s)</span>, {len(diff.fixes)} fix(es), "
-                 f"{len(diff.new)} new, {len(diff.removed)} removed</h2><ul>")
+        p.append(
+            f'<h2>Against the baseline: <span class="{"bad" if diff.regressions else ""}">'
+            f"{len(diff.regressions)} regression(s)</span>, {len(diff.fixes)} fix(es), "
+            f"{len(diff.new)} new, {len(diff.removed)} removed</h2><ul>"
+        )
         for ch in diff.regressions + diff.fixes:
-            p.append(f"<li><code>{_esc(ch.case)}</code> on <b>{_esc(ch.kernel)}</b>: "
-                     f"{_esc(ch.before)} &rarr; {_esc(ch.after)}</li>")
+            p.append(
+                f"<li><code>{_esc(ch.case)}</code> on <b>{_esc(ch.kernel)}</b>: "
+                f"{_esc(ch.before)} &rarr; {_esc(ch.after)}</li>"
+            )
         p.append("</ul>")
-    p.append("<p class=\"legend\">" + "".join(
-        f"<span style=\"background:{COLOURS[o]};{'color:#1f2328' if o in ('skipped', 'xfailed') else ''}\">"
-        f"{LETTERS[o]} {o}</span>" for o in OUTCOMES) + " (click a cell for details; Esc closes)</p>")
-    p.append("<table class=\"grid\"><tr><th>case</th>"
-             + "".join(f"<th class=\"k\">{_esc(k.name)}</th>" for k in m.kernels) + "</tr>")
+    p.append(
+        '<p class="legend">'
+        + "".join(
+            f'<span style="background:{COLOURS[o]};{"color:#1f2328" if o in ("skipped", "xfailed") else ""}">'
+            f"{LETTERS[o]} {o}</span>"
+            for o in OUTCOMES
+        )
+        + " (click a cell for details; Esc closes)</p>"
+    )
+    p.append(
+        '<table class="grid"><tr><th>case</th>'
+        + "".join(f'<th class="k">{_esc(k.name)}</th>' for k in m.kernels)
+        + "</tr>"
+    )
     regressed = {(ch.case, ch.kernel) for ch in diff.regressions} if diff else set()
     for c in m.cases:
-        p.append(f"<tr><td class=\"case\">{_esc(c)}</td>")
+        p.append(f'<tr><td class="case">{_esc(c)}</td>')
         for k in m.kernels:
             cell = m.cells.get((c, k.name))
             outcome = cell.outcome if cell else None
@@ -346,26 +423,33 @@ def render_html(m: Matrix, diff: Comparison | None = None, title: str = "BPF cas
             klass = f"cell {outcome or 'none'}"
             letter = LETTERS.get(outcome, "-") if outcome else "-"
             if cell is None:
-                p.append(f"<td class=\"{klass}\" style=\"{style}\" title=\"not run\">-</td>")
+                p.append(f'<td class="{klass}" style="{style}" title="not run">-</td>')
             elif outcome in BAD or cell.message:
-                p.append(f"<td class=\"{klass}\" style=\"{style}\"><details><summary "
-                         f"title=\"{_esc(outcome)}\">{letter}</summary><div class=\"pop\">"
-                         f"{_html_detail(cell)}</div></details></td>")
+                p.append(
+                    f'<td class="{klass}" style="{style}"><details><summary '
+                    f'title="{_esc(outcome)}">{letter}</summary><div class="pop">'
+                    f"{_html_detail(cell)}</div></details></td>"
+                )
             else:
-                p.append(f"<td class=\"{klass}\" style=\"{style}\" title=\"{_esc(outcome)} "
-                         f"{cell.duration:.2f} s\">{letter}</td>")
+                p.append(
+                    f'<td class="{klass}" style="{style}" title="{_esc(outcome)} '
+                    f'{cell.duration:.2f} s">{letter}</td>'
+                )
         p.append("</tr>")
     p.append("</table>")
     failures = m.failures()
     if failures:
         p.append(f"<h2>Failures ({len(failures)})</h2>")
         for f in failures:
-            p.append(f"<details><summary><code>{_esc(f.nodeid)}</code> <span class=\"bad\">"
-                     f"{_esc(f.outcome)}</span></summary>{_html_detail(f)}</details>")
+            p.append(
+                f'<details><summary><code>{_esc(f.nodeid)}</code> <span class="bad">'
+                f"{_esc(f.outcome)}</span></summary>{_html_detail(f)}</details>"
+            )
     if m.warnings:
         p.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{_esc(w)}</li>" for w in m.warnings) + "</ul>")
-    runs = ", ".join(_esc(r["label"] or r["started"]) + ("" if r["complete"] else " (incomplete)")
-                     for r in m.runs)
-    p.append(f"<p style=\"color:#57606a;font-size:12px\">runs: {runs}</p>")
+    runs = ", ".join(
+        _esc(r["label"] or r["started"]) + ("" if r["complete"] else " (incomplete)") for r in m.runs
+    )
+    p.append(f'<p style="color:#57606a;font-size:12px">runs: {runs}</p>')
     p.append(f"<script>{_JS}</script></body></html>")
     return "\n".join(p) + "\n"

@@ -24,8 +24,15 @@ SCHEMA = 1
 # One letter per outcome for terminal and Markdown matrices; the order is
 # also the order of "badness" when two records of one cell must be combined.
 OUTCOMES = ("passed", "xfailed", "skipped", "xpassed", "failed", "error", "vm-lost")
-LETTERS = {"passed": ".", "xfailed": "x", "skipped": "s", "xpassed": "X",
-           "failed": "F", "error": "E", "vm-lost": "L"}
+LETTERS = {
+    "passed": ".",
+    "xfailed": "x",
+    "skipped": "s",
+    "xpassed": "X",
+    "failed": "F",
+    "error": "E",
+    "vm-lost": "L",
+}
 # Outcomes a reader must look at: each carries a reproduce line.
 BAD = frozenset({"failed", "error", "vm-lost", "xpassed"})
 
@@ -121,8 +128,11 @@ def from_dict(data: dict, where: str = "results") -> RunRecord:
         raise ResultsError(f"{where}: expected a JSON object at the top, found {type(data).__name__}")
     schema = data.get("schema")
     if schema != SCHEMA:
-        hint = ("it was written by a newer harness; upgrade this one"
-                if isinstance(schema, int) and schema > SCHEMA else "it is not a harness results file")
+        hint = (
+            "it was written by a newer harness; upgrade this one"
+            if isinstance(schema, int) and schema > SCHEMA
+            else "it is not a harness results file"
+        )
         raise ResultsError(f"{where}: results schema {schema!r}, this harness reads schema {SCHEMA}; {hint}")
     try:
         return RunRecord(
@@ -133,8 +143,9 @@ def from_dict(data: dict, where: str = "results") -> RunRecord:
             cases=[_build(CaseRecord, c, where, "cases[]") for c in data["cases"]],
         )
     except KeyError as e:
-        raise ResultsError(f"{where}: missing field {e.args[0]!r}; the file is damaged or "
-                           "not a harness results file") from None
+        raise ResultsError(
+            f"{where}: missing field {e.args[0]!r}; the file is damaged or not a harness results file"
+        ) from None
 
 
 def _build(cls, data: dict, where: str, what: str):
@@ -143,8 +154,10 @@ def _build(cls, data: dict, where: str, what: str):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ResultsError(f"{where}: {what} has unknown field(s) {', '.join(unknown)} for schema "
-                           f"{SCHEMA}; the file was written by another harness version")
+        raise ResultsError(
+            f"{where}: {what} has unknown field(s) {', '.join(unknown)} for schema "
+            f"{SCHEMA}; the file was written by another harness version"
+        )
     try:
         return cls(**data)
     except TypeError as e:
@@ -159,8 +172,10 @@ def loads(text: str, where: str = "results") -> RunRecord:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ResultsError(f"{where} is not valid JSON ({e}); a run that was killed may have "
-                           "left it half written - run it again") from None
+        raise ResultsError(
+            f"{where} is not valid JSON ({e}); a run that was killed may have "
+            "left it half written - run it again"
+        ) from None
     return from_dict(data, where)
 
 

@@ -29,9 +29,20 @@ from harness.vm import protocol, splat
 
 # option dest -> value that leaves the job to the host
 HOST_ONLY = {
-    "keyword": "", "markexpr": "", "deselect": [], "lf": False, "failedfirst": False,
-    "newfirst": False, "stepwise": False, "stepwise_skip": False, "cacheclear": False,
-    "numprocesses": None, "dist": "no", "tx": [], "exitfirst": False, "maxfail": 0,
+    "keyword": "",
+    "markexpr": "",
+    "deselect": [],
+    "lf": False,
+    "failedfirst": False,
+    "newfirst": False,
+    "stepwise": False,
+    "stepwise_skip": False,
+    "cacheclear": False,
+    "numprocesses": None,
+    "dist": "no",
+    "tx": [],
+    "exitfirst": False,
+    "maxfail": 0,
     "xmlpath": None,
 }
 
@@ -124,11 +135,15 @@ class Agent:
         uname = os.uname()
         with open("/proc/uptime") as f:
             uptime = float(f.read().split()[0])
-        self.channel.send(protocol.Ready(
-            release=uname.release, version=uname.version, uptime=uptime,
-            nodeids=[item.nodeid for item in session.items],
-            collect_errors=self.collect_errors,
-        ))
+        self.channel.send(
+            protocol.Ready(
+                release=uname.release,
+                version=uname.version,
+                uptime=uptime,
+                nodeids=[item.nodeid for item in session.items],
+                collect_errors=self.collect_errors,
+            )
+        )
         self.ready_sent = True
 
     @pytest.hookimpl(tryfirst=True)
@@ -146,11 +161,15 @@ class Agent:
             if found:
                 self._fail_with_splat(found)
             hook = session.config.hook
-            self.channel.send(protocol.Done(
-                nodeid=msg.nodeid,
-                reports=[hook.pytest_report_to_serializable(config=session.config, report=r)
-                         for r in self.reports],
-            ))
+            self.channel.send(
+                protocol.Done(
+                    nodeid=msg.nodeid,
+                    reports=[
+                        hook.pytest_report_to_serializable(config=session.config, report=r)
+                        for r in self.reports
+                    ],
+                )
+            )
 
     def pytest_runtest_logreport(self, report):
         self.reports.append(report)
@@ -176,9 +195,12 @@ def main() -> int:
         agent = Agent(channel, start.kernel, start.collect)
         code = pytest.main(start.args, plugins=[agent])
         if not agent.ready_sent:
-            channel.send(protocol.Fatal(
-                f"pytest exited with status {int(code)} before collecting in the guest; "
-                "its output is in the console log"))
+            channel.send(
+                protocol.Fatal(
+                    f"pytest exited with status {int(code)} before collecting in the guest; "
+                    "its output is in the console log"
+                )
+            )
         return 0
     except BaseException:  # noqa: BLE001 - report anything to the host, then die
         channel.send(protocol.Fatal(traceback.format_exc()))

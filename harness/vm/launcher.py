@@ -45,10 +45,31 @@ _serial = itertools.count(1)
 # udev autoloads drivers for every device of QEMU's q35 machine; loading them
 # over 9p under TCG took 10-20 s of each boot (kvm alone about 7 s) and BPF
 # tests need none of them. libkmod honours this list for udev's alias loads.
-UNNEEDED_MODULES = ("kvm", "kvm_amd", "kvm_intel", "ahci", "libahci", "sr_mod", "cdrom", "sg",
-                    "iTCO_wdt", "iTCO_vendor_support", "i6300esb", "lpc_ich", "i2c_i801",
-                    "pcspkr", "powernow_k8", "evdev", "joydev", "serio_raw", "intel_agp",
-                    "aesni_intel", "ghash_clmulni_intel", "crc32_pclmul", "button")
+UNNEEDED_MODULES = (
+    "kvm",
+    "kvm_amd",
+    "kvm_intel",
+    "ahci",
+    "libahci",
+    "sr_mod",
+    "cdrom",
+    "sg",
+    "iTCO_wdt",
+    "iTCO_vendor_support",
+    "i6300esb",
+    "lpc_ich",
+    "i2c_i801",
+    "pcspkr",
+    "powernow_k8",
+    "evdev",
+    "joydev",
+    "serio_raw",
+    "intel_agp",
+    "aesni_intel",
+    "ghash_clmulni_intel",
+    "crc32_pclmul",
+    "button",
+)
 
 
 class VMError(Exception):
@@ -118,16 +139,28 @@ def guest_command(cfg: VMConfig) -> str:
     if cfg.pyzip is None:
         return " ".join([*env, "exec", agent])
     local = "/tmp/harness-python.zip"
-    return (f"cp -- {shlex.quote(str(cfg.pyzip))} {local} && "
-            + " ".join([*env, f"PYTHONPATH={local}", "exec", agent]))
+    return f"cp -- {shlex.quote(str(cfg.pyzip))} {local} && " + " ".join(
+        [*env, f"PYTHONPATH={local}", "exec", agent]
+    )
 
 
 def vng_command(image: Path, cfg: VMConfig, cwd: Path) -> list[str]:
     guest = guest_command(cfg)
     # --force-9p: 9p is where vng ends up here anyway; asking first costs a
     # failed virtiofsd probe of about 3 s per boot (bench B1)
-    cmd = [find_vng(), "--verbose", "--force-9p", "-r", str(image), "-m", cfg.memory, "-p", str(cfg.cpus),
-           "--cwd", str(cwd)]
+    cmd = [
+        find_vng(),
+        "--verbose",
+        "--force-9p",
+        "-r",
+        str(image),
+        "-m",
+        cfg.memory,
+        "-p",
+        str(cfg.cpus),
+        "--cwd",
+        str(cwd),
+    ]
     if cfg.accel == "tcg":
         cmd.append("--disable-kvm")
     if cfg.results_dir is not None:
@@ -169,11 +202,17 @@ class VM:
         log.write(f"# {shlex.join(cmd)}\n")
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=self.cwd, env=env, start_new_session=True,
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.cwd,
+            env=env,
+            start_new_session=True,
         )
-        self._reaper = subprocess.Popen([sys.executable, "-c", REAPER, str(self.proc.pid)],
-                                        stdin=subprocess.PIPE, start_new_session=True)
+        self._reaper = subprocess.Popen(
+            [sys.executable, "-c", REAPER, str(self.proc.pid)], stdin=subprocess.PIPE, start_new_session=True
+        )
         self._spawn(self._read_messages, self.proc.stdout, log)
         self._spawn(self._read_console, self.proc.stderr, log)
         self.send(protocol.Start(args=args, kernel=self.kernel.name, collect=collect))
@@ -261,9 +300,14 @@ class VM:
         self._home.cleanup()
 
     def boot_record(self) -> BootRecord:
-        return BootRecord(kernel=self.kernel.name, release=self.ready.release,
-                          version=self.ready.version, accel=self.cfg.accel,
-                          boot_seconds=round(self.boot_seconds, 2), console_log=str(self.log_path))
+        return BootRecord(
+            kernel=self.kernel.name,
+            release=self.ready.release,
+            version=self.ready.version,
+            accel=self.cfg.accel,
+            boot_seconds=round(self.boot_seconds, 2),
+            console_log=str(self.log_path),
+        )
 
     @property
     def alive(self) -> bool:
@@ -288,7 +332,8 @@ class VM:
             raise VMLost(
                 f"no answer within {timeout:.0f} s (the guest hangs; the timeout is "
                 "--vm-test-timeout / --vm-boot-timeout)",
-                self.console_tail(), self.log_path,
+                self.console_tail(),
+                self.log_path,
             ) from None
         if msg is None:
             for t in self._threads:

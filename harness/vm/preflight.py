@@ -27,6 +27,8 @@ def missing() -> dict[str, str]:
 def message(absent: dict[str, str]) -> str:
     names = ", ".join(absent)
     pkgs = " ".join(sorted(set(absent.values())))
-    return (f"this host lacks {names}, which VMs need.\n"
-            f"Install them with: sudo apt-get install {pkgs}\n"
-            "(or run ci/setup.sh, which installs everything the harness needs)")
+    return (
+        f"this host lacks {names}, which VMs need.\n"
+        f"Install them with: sudo apt-get install {pkgs}\n"
+        "(or run ci/setup.sh, which installs everything the harness needs)"
+    )

@@ -90,7 +90,6 @@ def decode(line: bytes | str):
         raise ProtocolError(f"not a harness message: {line[:200]!r}") from exc
     if version != VERSION:
         raise ProtocolError(
-            f"message version {version}, expected {VERSION}: host and guest run "
-            "different harness versions"
+            f"message version {version}, expected {VERSION}: host and guest run different harness versions"
         )
     return cls(**record)

@@ -24,8 +24,21 @@ from pathlib import Path
 from filelock import FileLock
 
 # Never imported by tests in a guest, large, or tied to a display.
-SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "pydoc_data",
-        "site-packages", "dist-packages", "lib-dynload", "__pycache__", "venv", "harness"}
+SKIP = {
+    "test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "lib2to3",
+    "ensurepip",
+    "pydoc_data",
+    "site-packages",
+    "dist-packages",
+    "lib-dynload",
+    "__pycache__",
+    "venv",
+    "harness",
+}
 CODE_ONLY = {".py", ".pyi", ".typed"}  # a package with other files may read them from disk
 
 
@@ -71,8 +84,7 @@ def _write(target: Path) -> None:
                 for path, name in _members(root):
                     zf.write(path, name)
                     code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
-                    zf.writestr(zipfile.ZipInfo(name + "c", zf.getinfo(name).date_time),
-                                _pyc(code, path))
+                    zf.writestr(zipfile.ZipInfo(name + "c", zf.getinfo(name).date_time), _pyc(code, path))
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -84,9 +96,13 @@ def _pyc(code, source: Path) -> bytes:
     import marshal  # noqa: PLC0415
 
     st = source.stat()
-    return (importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little")
-            + (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
-            + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little") + marshal.dumps(code))
+    return (
+        importlib.util.MAGIC_NUMBER
+        + (0).to_bytes(4, "little")
+        + (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+        + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+        + marshal.dumps(code)
+    )
 
 
 def default_dir() -> Path:

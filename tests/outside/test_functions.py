@@ -1,7 +1,6 @@
 import os
 
 import pytest
-
 from kernelcheck import running_release
 
 
@@ -9,8 +8,9 @@ def test_plain():
     running_release("test_plain")
 
 
-@pytest.mark.parametrize("version, label", [("1.2.3", "a.b"), ("-x-", "[y]")],
-                         ids=["1.2.3-a.b", "dash-[bracket]"])
+@pytest.mark.parametrize(
+    "version, label", [("1.2.3", "a.b"), ("-x-", "[y]")], ids=["1.2.3-a.b", "dash-[bracket]"]
+)
 def test_direct(version, label):
     running_release(f"test_direct {version} {label}")
 

@@ -17,8 +17,9 @@ class BpftoolTest(unittest.TestCase):
         running_release("tearDownClass")
 
     def test_feature_probe(self):
-        out = subprocess.run(["bpftool", "-j", "feature", "probe", "kernel"], capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            ["bpftool", "-j", "feature", "probe", "kernel"], capture_output=True, text=True, check=True
+        ).stdout
         self.assertTrue(json.loads(out)["map_types"]["have_hash_map_type"])
         self.assertEqual(running_release("test_feature_probe"), self.release)
 

@@ -1,5 +1,4 @@
 import pytest
-
 from kernelcheck import running_release
 
 
