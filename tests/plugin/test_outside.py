@@ -18,7 +18,7 @@ import pytest
 from harness.report import records
 from tests.vmtools import require_vm_host
 
-OUTSIDE = Path(__file__).resolve().parent / "outside"
+OUTSIDE = Path(__file__).resolve().parents[1] / "outside"
 KERNELS = ["6.1", "6.12"]
 RAN_ON = re.compile(r"OUTSIDE (.+?) ran on (\S+)")
 
@@ -164,7 +164,7 @@ def test_two_concurrent_runs_in_one_directory_keep_both_results(tmp_path):
 def test_wheel_installed_harness_runs_a_separate_project(tmp_path):
     """Not editable, not this checkout: a wheel in a fresh virtualenv, used from another directory."""
     require_vm_host()
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(repo)],
         capture_output=True,

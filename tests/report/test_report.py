@@ -14,8 +14,8 @@ import pytest
 
 from harness.report import matrix, records
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNS = Path(__file__).parent / "data" / "runs"
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = Path(__file__).parents[1] / "data" / "runs"
 SINGLE = [RUNS / "run-6.1.json", RUNS / "run-6.12.json"]
 BOTH = RUNS / "run-both.json"
 

@@ -16,7 +16,7 @@ import pytest
 from harness.kernels.catalog import load_catalog
 from harness.kernels.kernel import sha256_file as sha256  # noqa: F401 - re-exported to the tests
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PYTHON = os.environ.get("HARNESS_TEST_PYTHON") or __import__("sys").executable
 
 # The smallest generic kernel in the catalog (about 70 MB).

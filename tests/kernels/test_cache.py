@@ -14,7 +14,7 @@ from harness.kernels.cache import Cache
 from harness.kernels.catalog import CatalogEntry, load_catalog
 from harness.kernels.debian import DebianSource
 
-from tests.kernel_testlib import (
+from tests.kernels.testlib import (
     DEB_NAME,
     PYTHON,
     REPO,

@@ -12,7 +12,7 @@ import pytest
 from harness.kernels import KernelError, resolve
 from harness.kernels.catalog import CatalogEntry, LocalSpec, load_catalog, resolve_spec
 
-from tests.kernel_testlib import REPO, write_catalog
+from tests.kernels.testlib import REPO, write_catalog
 
 CATALOG = REPO / "kernels" / "catalog.toml"
 MAINLINE = [

@@ -10,7 +10,7 @@ import pytest
 from harness.kernels import KernelError, resolve
 from harness.kernels.mainline import parse_checksums, pick
 
-from tests.kernel_testlib import (
+from tests.kernels.testlib import (
     MAINLINE_DEB,
     PYTHON,
     REPO,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel_testlib import (
+from tests.kernels.testlib import (
     MAINLINE_DEB,
     Archive,
     checksums_text,

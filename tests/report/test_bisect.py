@@ -11,7 +11,7 @@ import pytest
 from harness.report import bisect
 from harness.report.bisect import BisectError, StepResult
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CATALOG = [
     "6.1.170",
     "6.1.176",

@@ -82,7 +82,7 @@ class _Config:
         ("cases/test_maps.py::test_types[hash-6.12.117]", "6.12.117"),
         ("cases/test_maps.py::test_types[hash-6.1.192-1]", "6.1.192-1"),
         ("cases/test_maps.py::test_types[lru-6.1.192]", "6.1.192"),
-        ("tests/test_units.py::test_plain", "tests/test_units.py::test_plain"),
+        ("tests/vm/test_units.py::test_plain", "tests/vm/test_units.py::test_plain"),
     ],
 )
 def test_xdist_scope_is_the_kernel(nodeid, scope):

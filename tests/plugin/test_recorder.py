@@ -15,9 +15,9 @@ import pytest
 from harness.report import records
 from harness.report.records import CaseRecord, KernelRecord, ResultsError, RunMeta, RunRecord
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = "tests/data/reportcases/demo_cases.py"
-RUNS = Path(__file__).parent / "data" / "runs"
+RUNS = Path(__file__).parents[1] / "data" / "runs"
 
 
 def _pytest(tmp_path: Path, *args: str, **kw) -> subprocess.CompletedProcess:
