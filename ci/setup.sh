@@ -15,9 +15,9 @@ SUDO=""
 # create its virtio ports (without it output and exit codes are lost); kmod:
 # depmod for extracted kernels; file: vng reads the kernel version with it;
 # libbpf1: the binding; busybox-static: vng's initramfs fallback; chromium:
-# the screenshot test of the HTML report.
+# the screenshot test of the HTML report; bpftool: tests in the style of the kernel's selftests.
 PKGS=(qemu-system-x86 udev kmod file libbpf1 busybox-static python3-venv chromium
-      python3-dev iproute2 procps)
+      python3-dev iproute2 procps bpftool)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
