@@ -161,8 +161,10 @@ class Runner:
                 self.boot_errors[name] = f"{exc}\n\n--- second try ---\n{again}"
                 raise VMLost("boot failed twice", self.boot_errors[name], None) from None
         case = item.case.nodeid
-        if case not in vm.ready.nodeids:
-            errors = "\n".join(vm.ready.collect_errors) or "(no collection errors)"
+        ready = vm.ready
+        assert ready is not None  # vm_for returns booted VMs only
+        if case not in ready.nodeids:
+            errors = "\n".join(ready.collect_errors) or "(no collection errors)"
             return synthetic(
                 item,
                 f"{case} was collected on the host but not inside the {name} "

@@ -66,11 +66,15 @@ def _harness_version() -> str:
 class Recorder:
     """Collects one CaseRecord per test id from the reports pytest logs."""
 
-    def __init__(self, config):
+    def __init__(self, config) -> None:
         self.config = config
         option = config.option
-        # resolved now: a test may chdir before the session ends
-        self.path = (option.results_json or rundir.run_dir(config) / "results.json").resolve()
+        path = option.results_json
+        if path is None:
+            run_dir = rundir.run_dir(config)
+            assert run_dir is not None  # this run records: it has a directory
+            path = run_dir / "results.json"
+        self.path = path.resolve()  # now: a test may chdir before the session ends
         self.vm_kernels: dict = {}  # name -> harness.kernels.Kernel
         self.boots: list = []  # harness.vm.launcher.BootRecord
         self.cases: dict[str, CaseRecord] = {}

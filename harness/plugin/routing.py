@@ -58,6 +58,7 @@ class KernelItem(pytest.Item):
 
     @classmethod
     def for_case(cls, case: pytest.Item, kernel: str) -> KernelItem:
+        assert case.parent is not None  # collected items always have one
         return cls.from_parent(
             case.parent,
             name=ids.with_kernel(case.name, kernel),

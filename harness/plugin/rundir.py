@@ -72,6 +72,7 @@ def mark_latest(config) -> None:
     if not config.stash.get(PER_RUN, False):
         return
     path = run_dir(config)
+    assert path is not None  # a per-run directory was made
     link = path.parent / LATEST
     tmp = path.parent / f".{LATEST}-{os.getpid()}"
     try:
