@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import signal
 import threading
 from dataclasses import dataclass
@@ -142,8 +143,12 @@ def _route(config) -> Route:
             args.append(case)
     config.args[:] = args
     run_dir = rundir.run_dir(config)
+    # the guest's environment is not ours (vng passes none of it): PYTEST_ADDOPTS goes as arguments
+    addopts = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
     return Route(
-        guest_args=list(config.invocation_params.args), only=only, run_dir=str(run_dir) if run_dir else None
+        guest_args=[*addopts, *config.invocation_params.args],
+        only=only,
+        run_dir=str(run_dir) if run_dir else None,
     )
 
 
