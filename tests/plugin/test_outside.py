@@ -14,7 +14,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from harness.kernels import resolve
 
+from harness import ids
 from harness.report import records
 from tests.vmtools import require_vm_host
 
@@ -25,8 +27,6 @@ RAN_ON = re.compile(r"OUTSIDE (.+?) ran on (\S+)")
 
 def project(tmp_path: Path) -> Path:
     """A copy of the outside project, expecting the releases of KERNELS (resolved from the cache)."""
-    from harness.kernels import resolve
-
     dest = tmp_path / "project"
     shutil.copytree(OUTSIDE, dest, ignore=shutil.ignore_patterns("__pycache__", "results"))
     releases = [resolve(spec, fetch=False, progress=False).release for spec in KERNELS]
@@ -107,6 +107,35 @@ def test_every_item_kind_runs_once_in_each_kernel_and_never_on_the_host(tmp_path
         said = [w for (name, k), ws in words.items() if k == kernel for w in ws]
         assert ("setUpClass", release) in said and ("tearDownClass", release) in said
         assert ("setup_class", release) in said and ("package fixture", release) in said
+
+
+def collected(where: Path, *args: str) -> list[str]:
+    kernels = [a for k in KERNELS for a in ("--kernel", k)]
+    r = pytest_in(where, *kernels, "--offline", "--collect-only", "-q", "--doctest-modules", *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return [line for line in r.stdout.splitlines() if "::" in line]
+
+
+def test_every_item_gets_one_id_per_kernel_in_kernel_order(tmp_path):
+    """Collection only (no boot): the ids the harness makes for every item kind, parsed back by harness.ids."""
+    where = project(tmp_path)
+    cases = plain_ids(where)
+    names = [resolve(spec, fetch=False, progress=False).name for spec in KERNELS]
+    got = collected(where)
+    assert got == [ids.with_kernel(case, name) for name in names for case in cases]
+    assert [ids.split(nodeid, names) for nodeid in got] == [(case, name) for name in names for case in cases]
+
+
+def test_an_id_with_a_kernel_selects_that_kernel_only(tmp_path):
+    where = project(tmp_path)
+    new = resolve(KERNELS[1], fetch=False, progress=False).name
+    one = f"test_functions.py::test_direct[dash-[bracket]-{new}]"
+    assert collected(where, one) == [one]
+    old = resolve(KERNELS[0], fetch=False, progress=False).name
+    two = "test_classes.py::TestPlainClass::test_two"
+    assert collected(where, one, two) == [f"{two}[{old}]", one, f"{two}[{new}]"]
+    by_keyword = collected(where, "-k", new)
+    assert len(by_keyword) == len(plain_ids(where)) and all(n.endswith(f"{new}]") for n in by_keyword)
 
 
 def test_an_item_without_a_kernel_is_an_error_and_never_runs_on_the_host(tmp_path):
