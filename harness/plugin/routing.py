@@ -26,7 +26,7 @@ import pytest
 
 from harness import ids
 from harness.plugin import rundir
-from harness.plugin.roles import Role, role, vm_mode
+from harness.plugin.roles import Role, records_results, role, vm_mode
 
 KERNELS = pytest.StashKey[dict]()  # name -> harness.kernels.Kernel, in --kernel order
 ROUTE = pytest.StashKey["Route"]()
@@ -259,7 +259,7 @@ def pytest_testnodedown(node, error):
 
 def pytest_terminal_summary(terminalreporter, config):
     boots = config.stash.get(BOOTS, [])
-    if not boots or role(config) not in (Role.HOST, Role.CONTROLLER):
+    if not boots or not records_results(config):
         return
     terminalreporter.section("kernels")
     for b in boots:
