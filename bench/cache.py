@@ -79,13 +79,13 @@ def no_network():
             raise NetworkUsed(f"apt was called: {argv}")
         real_popen_init(self, args, *a, **kw)
 
-    socket.socket = Refused  # type: ignore[misc]
-    subprocess.Popen.__init__ = popen_init  # type: ignore[method-assign]
+    socket.socket = Refused
+    subprocess.Popen.__init__ = popen_init
     try:
         yield
     finally:
-        socket.socket = real_socket  # type: ignore[misc]
-        subprocess.Popen.__init__ = real_popen_init  # type: ignore[method-assign]
+        socket.socket = real_socket
+        subprocess.Popen.__init__ = real_popen_init
 
 
 def measure_resolve_in_process(spec: str, reps: int) -> dict:

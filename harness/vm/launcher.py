@@ -98,7 +98,7 @@ class VM:
         self.kernel = kernel
         self.cfg = cfg
         self.cwd = cwd
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.ready: protocol.Ready | None = None
         self.boot_seconds: float | None = None
         self._messages: queue.Queue = queue.Queue()
@@ -195,6 +195,7 @@ class VM:
         if self.proc.poll() is None:
             try:
                 self.send(protocol.Quit())
+                assert self.proc.stdin is not None  # started with stdin=PIPE
                 self.proc.stdin.close()
                 self.proc.wait(grace)
             except (OSError, subprocess.TimeoutExpired):
@@ -208,6 +209,7 @@ class VM:
             return
         self._reaper.kill()
         self._reaper.wait()
+        assert self._reaper.stdin is not None  # started with stdin=PIPE
         self._reaper.stdin.close()
         for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             try:
@@ -227,13 +229,15 @@ class VM:
             t.join(5)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             try:
-                stream.close()
+                if stream is not None:
+                    stream.close()
             except OSError:
                 pass
         self._log.close()
         self._home.cleanup()
 
     def boot_record(self) -> BootRecord:
+        assert self.ready is not None and self.boot_seconds is not None, "boot_record() before start()"
         return BootRecord(
             kernel=self.kernel.name,
             release=self.ready.release,
@@ -253,6 +257,7 @@ class VM:
     # -- plumbing -----------------------------------------------------------
 
     def send(self, msg) -> None:
+        assert self.proc is not None and self.proc.stdin is not None, "send() before start()"
         try:
             self.proc.stdin.write(protocol.encode(msg))
             self.proc.stdin.flush()
@@ -270,6 +275,7 @@ class VM:
                 self.log_path,
             ) from None
         if msg is None:
+            assert self.proc is not None  # messages come only from a started VM
             for t in self._threads:
                 t.join(5)  # the whole console, up to the panic, is in the tail
             self.proc.wait()
