@@ -5,7 +5,8 @@ input and output, which virtme-ng carries over virtio-serial ports; the kernel
 console comes back on standard error (``vng -v``) and is kept in a log file.
 Every VM runs in its own process group, so one ``killpg`` takes vng, its
 shell and QEMU down together; and the agent powers the guest off when its
-standard input closes, so a host that dies hard still ends its VMs.
+standard input closes, so a host that dies hard still ends its VMs. The vng
+command line itself is built by ``harness.vm.vng``.
 """
 
 from __future__ import annotations

@@ -71,9 +71,15 @@ def fake(tmp_path, _fake_host):
     return run
 
 
+def _mounts() -> list[str]:
+    return Path("/proc/self/mounts").read_text().splitlines()
+
+
 def test_reports_are_replayed_with_outcomes_and_tracebacks(fake, tmp_path):
     tests = ["test_passes", "test_fails", "test_skips", "test_setup_errors", "test_prints_noise"]
+    mounts = _mounts()
     proc, cases, logs = fake([*(f"{CASES}::{t}" for t in tests), "-rs"])
+    assert _mounts() == mounts  # the agent's bpffs and cgroup2, the fake's /tmp: all in its namespace
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert {name: c["outcome"] for name, c in cases.items()} == {
