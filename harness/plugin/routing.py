@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pytest
 
 from harness import ids
-from harness.plugin import rundir
+from harness.plugin import options, rundir
 from harness.plugin.roles import Role, records_results, role, vm_mode
 
 KERNELS = pytest.StashKey[dict]()  # name -> harness.kernels.Kernel, in --kernel order
@@ -82,6 +82,8 @@ class KernelItem(pytest.Item):
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
     """Resolve (and fetch) kernels before any worker starts: errors are usage errors."""
+    if role(config) in (Role.HOST, Role.CONTROLLER):
+        options.check_path_values(config)
     if not vm_mode(config):
         return None
     from harness import kernels  # noqa: PLC0415 - requests etc., only under --kernel

@@ -240,3 +240,17 @@ def test_wheel_installed_harness_runs_a_separate_project(tmp_path):
     assert (
         f"{python} -B -m harness.vm.guest" in console.splitlines()[0]
     )  # the guest ran the installed harness
+
+
+def test_a_path_option_that_would_move_the_rootdir_is_refused(tmp_path):
+    """pytest chooses its rootdir before it loads plugins: `--results-dir DIR` (two words) makes DIR a
+    test path there. Where that moved the rootdir (the project's ids and ini file lost), the run stops."""
+    where = project(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    two_words = pytest_in(where, "--collect-only", "-q", "--results-dir", str(elsewhere))
+    assert two_words.returncode == 4, two_words.stdout + two_words.stderr
+    assert f"write --results-dir={elsewhere} (with '=')" in two_words.stderr
+    one_word = pytest_in(where, "--collect-only", "-q", f"--results-dir={elsewhere}")
+    assert one_word.returncode == 0, one_word.stdout + one_word.stderr
+    assert "test_functions.py::test_plain" in one_word.stdout.splitlines()
