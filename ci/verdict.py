@@ -100,15 +100,19 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     fails = args.policy != "never" and bool(against or missing)
+    failing = [c for c in m.failures() if c.outcome in matrix.FAILING]
     what = []
-    if against:
-        kind = "regression(s)" if args.policy == "regressions-only" else "failing cell(s)"
-        what.append(f"{len(against)} {kind}")
+    if args.policy == "regressions-only":
+        what.append(f"{len(against)} regression(s)")
+        if len(failing) > len(against):
+            what.append(f"{len(failing) - len(against)} failing cell(s) that are not regressions")
+    elif failing:
+        what.append(f"{len(failing)} failing cell(s)")
     if missing:
         what.append(f"no results from {', '.join(missing)}")
     verdict = (
         f"**Verdict: {'failed' if fails else 'passed'}** under the policy `{args.policy}`"
-        + (f": {'; '.join(what)}" if what else "")
+        + (f": {', '.join(what)}" if what else "")
         + (f" (against the baseline `{args.baseline}`)" if args.baseline else "")
         + "."
     )
