@@ -47,9 +47,12 @@ fi
 mkdir -p "$out" || exit 1
 out=$(cd "$out" && pwd)
 json="$out/results-$kernel.json"
-cmd=("$py" -m pytest --kernel "$kernel" -rs -p no:cacheprovider
-     --results-dir "$out" --results-json "$json" --results-label "kernel $kernel"
-     --junitxml "$out/junit-$kernel.xml" "${extra[@]}" "$@" "${tests[@]}")
+# --option=value for the harness's options: pytest picks its rootdir before
+# plugins register their options, and a separate value would count as a path
+# (results outside the project would move the rootdir and change every test id)
+cmd=("$py" -m pytest "--kernel=$kernel" -rs -p no:cacheprovider
+     "--results-dir=$out" "--results-json=$json" "--results-label=kernel $kernel"
+     "--junitxml=$out/junit-$kernel.xml" "${extra[@]}" "$@" "${tests[@]}")
 echo "kernel-job: (cd $project && ${cmd[*]})"
 "${cmd[@]}"
 rc=$?

@@ -68,10 +68,11 @@ class Expression:
 
     @staticmethod
     def _tokenize(text: str) -> list[tuple[str, str]]:
-        out, pos = [], 0
+        out: list[tuple[str, str]] = []
+        pos = 0
         while pos < len(text.rstrip()):
             m = TOKEN.match(text, pos)
-            if not m or m.end() == pos:
+            if not m or m.end() == pos or m.lastgroup is None:
                 raise WorkflowError(f"cannot read expression {text!r} at {text[pos:]!r}")
             kind = m.lastgroup
             out.append((kind, m.group(kind)))

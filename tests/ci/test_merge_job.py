@@ -26,7 +26,12 @@ def start(tmp_path: Path, uploaded: list[str], **inputs) -> LocalRun:
     run = LocalRun(
         WORKFLOW,
         tmp_path / "work",
-        inputs={"harness-repository": "local/bpf-vm-harness", "harness-ref": "HEAD", "kernels": "6.1 6.12", **inputs},
+        inputs={
+            "harness-repository": "local/bpf-vm-harness",
+            "harness-ref": "HEAD",
+            "kernels": "6.1 6.12",
+            **inputs,
+        },
         checkouts={"project": project, "harness": ROOT},
     )
     plan = run.job("plan")
@@ -52,7 +57,9 @@ def test_any_failure_fails_with_the_matrix_in_the_summary_and_one_error_per_fail
     errors = job.errors()
     assert len(errors) == len(failing_cells()) == 5
     for cell in failing_cells():
-        props, message = next(e for e in errors if e[0]["title"].startswith(cell.case.split("::")[1] + " on " + cell.kernel))
+        props, message = next(
+            e for e in errors if e[0]["title"].startswith(cell.case.split("::")[1] + " on " + cell.kernel)
+        )
         assert props["file"] == "tests/data/reportcases/demo_cases.py"
         assert props["title"].endswith(f": {cell.outcome}")
         assert message.splitlines()[-1] == f"reproduce: {cell.reproduce}"
@@ -92,13 +99,17 @@ def test_regressions_only_passes_when_the_failures_were_there_before(tmp_path):
 def test_regressions_only_fails_on_exactly_the_regressed_cell(tmp_path):
     run = start(tmp_path, ["6.1.192", "6.12.117"], policy="regressions-only", baseline="baseline.json")
     good = records.load(RUNS / "run-both.json")
-    healed = next(c for c in good.cases if c.case.endswith("test_fails_on_6_12_only") and c.kernel == "6.12.117")
+    healed = next(
+        c for c in good.cases if c.case.endswith("test_fails_on_6_12_only") and c.kernel == "6.12.117"
+    )
     healed.outcome, healed.message, healed.reproduce = "passed", None, None
     records.dump(good, tmp_path / "project" / "baseline.json")
     job = run.job("matrix")
     assert job.result == "failure", job.log
     assert [p["title"] for p, _ in job.errors()] == ["test_fails_on_6_12_only on 6.12.117: failed"]
-    assert "**Verdict: failed** under the policy `regressions-only`: 1 regression(s), 4 failing" in job.summary
+    assert (
+        "**Verdict: failed** under the policy `regressions-only`: 1 regression(s), 4 failing" in job.summary
+    )
 
 
 def test_a_kernel_job_without_results_fails_the_run_and_is_named(tmp_path):
@@ -154,7 +165,9 @@ def test_matrix_page_in_headless_chromium(tmp_path):
     assert shot.is_file(), f"chromium exit {r.returncode}: {r.stderr[-2000:]}"
     width, height, pixels = _png_pixels(shot)
     assert (width, height) == (1100, 1500)
-    counts = {o: sum(1 for p in pixels if p == _rgb(matrix.COLOURS[o])) for o in ("passed", "failed", "error")}
+    counts = {
+        o: sum(1 for p in pixels if p == _rgb(matrix.COLOURS[o])) for o in ("passed", "failed", "error")
+    }
     assert counts["passed"] > 30 * 400, counts
     # the legend has one band of each colour; failing cells sit on two more rows, errors on one
     assert bands(pixels, width, matrix.COLOURS["failed"]) >= 3
@@ -163,4 +176,6 @@ def test_matrix_page_in_headless_chromium(tmp_path):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copy(shot, SCREENSHOT)
     # the README's picture is such a screenshot, not a stale or missing file
-    assert _png_pixels(SCREENSHOT)[:2] == (1100, 1500), "run with UPDATE_DOCS=1 to make docs/images/kernel-matrix.png"
+    assert _png_pixels(SCREENSHOT)[:2] == (1100, 1500), (
+        "run with UPDATE_DOCS=1 to make docs/images/kernel-matrix.png"
+    )

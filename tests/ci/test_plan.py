@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from harness.kernels.catalog import load_catalog, resolve_spec
+
 from harness.report.matrix import kernel_order
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,9 @@ def test_default_is_the_newest_kernel_of_every_debian_series():
 
 def test_series_exact_versions_and_every_version():
     catalog = load_catalog()
-    every_61 = [e.name for e in sorted(catalog.entries, key=lambda e: kernel_order(e.name)) if e.series == "6.1"]
+    every_61 = [
+        e.name for e in sorted(catalog.entries, key=lambda e: kernel_order(e.name)) if e.series == "6.1"
+    ]
     assert kernels("--kernels", "6.1", "--every-version") == every_61
     assert kernels("--kernels", " 6.12 ") == [resolve_spec("6.12", catalog).name]
     # an exact version stays itself under --every-version; order is by version, not by the input
@@ -60,7 +63,9 @@ def test_a_series_added_to_the_catalog_appears_without_a_change(tmp_path):
     # a copy of the newest 6.12 entry as a new series: only the catalog changes
     entry = resolve_spec("6.12")
     block = text[text.index(f'name = "{entry.name}"') :].split("\n\n", 1)[0]
-    new = block.replace(f'name = "{entry.name}"', 'name = "9.1.4"').replace('series = "6.12"', 'series = "9.1"')
+    new = block.replace(f'name = "{entry.name}"', 'name = "9.1.4"').replace(
+        'series = "6.12"', 'series = "9.1"'
+    )
     catalog = tmp_path / "catalog.toml"
     catalog.write_text(text + "\n[[kernel]]\n" + new + "\n")
     assert kernels(env={"HARNESS_CATALOG": str(catalog)})[-1] == "9.1.4"
