@@ -110,9 +110,11 @@ def check_path_values(config) -> None:
     here = config.invocation_params.dir.resolve()
     project = config.inipath.parent if config.inipath else here
     for option, value in zip(args, args[1:], strict=False):
-        path = (here / value).resolve() if option in PATH_OPTIONS else None
+        if option not in PATH_OPTIONS:
+            continue
+        path = (here / value).resolve()
         # it moved the rootdir if the rootdir now holds it and no ini file above the project does
-        moved = path is not None and path.exists() and path.is_relative_to(config.rootpath)
+        moved = path.exists() and path.is_relative_to(config.rootpath)
         if moved and not path.is_relative_to(here) and not path.is_relative_to(project):
             raise pytest.UsageError(
                 f"write {option}={value} (with '='): as two words, pytest takes {value} for a test "
