@@ -194,8 +194,12 @@ def test_wheel_installed_harness_runs_a_separate_project(tmp_path):
     """Not editable, not this checkout: a wheel in a fresh virtualenv, used from another directory."""
     require_vm_host()
     repo = Path(__file__).resolve().parents[2]
+    source = tmp_path / "source"  # setuptools builds in the source tree: keep the checkout clean
+    shutil.copytree(
+        repo, source, ignore=shutil.ignore_patterns(".git", ".venv", "results", "build", "__pycache__")
+    )
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(repo)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)],
         capture_output=True,
         text=True,
         timeout=600,
