@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def pytest_collection_finish(session):
     config = session.config
     if not vm_mode(config) or role(config) is Role.CONTROLLER or config.option.collectonly:
         return
+    _fetch_headers(session)
     dirs = {Path(str(item.path)).parent for item in session.items if getattr(item, "path", None)}
     cache = _cache(config)
     for source in compiler.find_sources(sorted(dirs)):
@@ -94,6 +96,26 @@ def pytest_collection_finish(session):
         except compiler.CompileError as exc:
             if not exc.diagnostics:  # no clang, no headers: every C case will say so itself
                 return
+
+
+def _fetch_headers(session) -> None:
+    """Before any VM boots: kernel headers beside each Debian kernel, if a collected test uses bcc."""
+    from harness.plugin.routing import KERNELS  # noqa: PLC0415
+
+    config = session.config
+    if not any("bcc" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    from harness.kernels import headers  # noqa: PLC0415 - only under --kernel
+    from harness.kernels.errors import KernelError  # noqa: PLC0415
+
+    for kernel in config.stash.get(KERNELS, {}).values():
+        if kernel.source != "debian":
+            continue
+        try:
+            headers.ensure_headers(kernel)
+        except KernelError as exc:
+            # the bcc cases on this kernel then skip, saying its headers are missing
+            warnings.warn(pytest.PytestWarning(f"no headers for {kernel.name}: {exc}"), stacklevel=1)
 
 
 def _resolve(request, path: str | os.PathLike) -> Path:
