@@ -20,6 +20,8 @@ MESSAGE = b"Hey root!"
 
 # The same map, program name and event as cases/c/hello.bpf.c, in bcc's dialect.
 PROGRAM = r"""
+#include <uapi/linux/ptrace.h>
+
 struct user_msg_t {
     char message[12];
 };

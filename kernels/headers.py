@@ -61,7 +61,12 @@ class AptHeaders:
         before = set(dest.glob("*.deb"))
         args = [f"{name}={version}" if version else name for name, version in pins]
         done = subprocess.run(
-            ["apt-get", "download", "-q", *args], cwd=dest, capture_output=True, text=True, timeout=600, check=False
+            ["apt-get", "download", "-q", *args],
+            cwd=dest,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         if done.returncode != 0:
             raise KernelError(
@@ -125,7 +130,9 @@ def ensure_headers(kernel: Kernel, source: HeadersSource | None = None) -> Heade
             with lock.acquire(timeout=LOCK_TIMEOUT):
                 found = installed(kernel) or _install(kernel, entry, source or AptHeaders())
         except filelock.Timeout:
-            raise KernelError(f"gave up waiting for {lock.lock_file}: another headers fetch seems stuck") from None
+            raise KernelError(
+                f"gave up waiting for {lock.lock_file}: another headers fetch seems stuck"
+            ) from None
     _link(entry / "lib" / "modules" / kernel.release, found)
     return found
 
@@ -171,7 +178,7 @@ def _install(kernel: Kernel, entry: Path, source: HeadersSource) -> Headers:
 def _targets(tree: Path, release: str) -> tuple[Path, Path]:
     """build and source as the headers package links them (to /usr/src/...), inside tree."""
     mods = tree / "lib" / "modules" / release
-    found = []
+    found: list[Path] = []
     for which in ("build", "source"):
         link = mods / which
         target = os.readlink(link) if link.is_symlink() else f"/usr/src/linux-headers-{release}"

@@ -103,7 +103,8 @@ def _fetch_headers(session) -> None:
     from harness.plugin.routing import KERNELS  # noqa: PLC0415
 
     config = session.config
-    if not any("bcc" in getattr(item, "fixturenames", ()) for item in session.items):
+    # under --kernel the items are KernelItems by now: the test is their .case
+    if not any("bcc" in getattr(getattr(item, "case", item), "fixturenames", ()) for item in session.items):
         return
     from harness.kernels import headers  # noqa: PLC0415 - only under --kernel
     from harness.kernels.errors import KernelError  # noqa: PLC0415

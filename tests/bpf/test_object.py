@@ -98,7 +98,10 @@ def test_missing_file_is_enoent(tmp_path, bpf_privileges):
 
 
 def test_verifier_rejection_carries_errno_and_the_verifier_log(compiled, bpf_privileges, bpf_leak_guard):
-    with BPFObject.open_file(compiled(CASES_C / "rejected.bpf.c")) as obj, pytest.raises(ObjectError) as caught:
+    with (
+        BPFObject.open_file(compiled(CASES_C / "rejected.bpf.c")) as obj,
+        pytest.raises(ObjectError) as caught,
+    ):
         obj.load()
     err = caught.value
     assert (err.op, err.errno_name) == ("bpf_object__load", "EACCES")
@@ -132,7 +135,9 @@ def test_cgroup_link_is_destroyed_with_the_object(compiled, cgroup2, bpf_privile
     assert info.id not in L.link_ids()
 
 
-def test_pinned_link_outlives_destroy_until_unpinned(compiled, cgroup2, bpffs, bpf_privileges, bpf_leak_guard):
+def test_pinned_link_outlives_destroy_until_unpinned(
+    compiled, cgroup2, bpffs, bpf_privileges, bpf_leak_guard
+):
     cgroup = os.open(cgroup2, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with BPFObject.open_file(compiled(HERE / "c" / "attach.bpf.c")) as obj:
