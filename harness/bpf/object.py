@@ -9,8 +9,9 @@ raw pointers for tests::
 
     with BPFObject.open_file("hello.bpf.o") as obj:
         obj.load()
-        link = obj.program("hello").attach()
+        obj.program("hello").attach_kprobe("__x64_sys_execve")
         obj.map("config").update(struct.pack("<I", 0), b"hi".ljust(12, b"\\0"))
+    # closing detaches: links, ring buffers and the object go together
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from harness.bpf import libbpf as raw
 from harness.bpf.libbpf import BPFError, PathArg
@@ -99,7 +99,7 @@ class ObjectError(BPFError):
     """A libbpf object call failed; ``log`` is what libbpf printed while it ran."""
 
     def __str__(self) -> str:
-        text = f"{self.op}: {self.errno_name} ({os.strerror(self.errno) if self.errno < 512 else self.errno})"
+        text = f"{self.op}: {self.errno_name} ({raw._strerror(self.errno)})"
         if self.detail:
             text += f": {self.detail}"
         if self.log:
@@ -173,7 +173,7 @@ def _take_log() -> str:
 def _call_ptr(op: str, *args) -> int:
     """A libbpf call returning a pointer: NULL means failure, with errno set (libbpf 1.0 mode)."""
     _lib()
-    _take_log()
+    _take_log()  # what an earlier call printed is not this call's
     ctypes.set_errno(0)
     ptr = getattr(_lib(), op)(*args)
     if not ptr:
@@ -396,7 +396,8 @@ class Program:
 
 
 class Map:
-    def __init__(self, ptr: int):
+    def __init__(self, obj: BPFObject, ptr: int):
+        self._obj = obj
         self.ptr = ptr
         self.name = map_name(ptr)
 
@@ -417,7 +418,10 @@ class Map:
         raw.map_delete_elem(self.fd, key)
 
     def ring_buffer(self) -> RingBuffer:
-        return RingBuffer(self.fd)
+        """A reader of this BPF_MAP_TYPE_RINGBUF map, freed at the latest with the object."""
+        ring = RingBuffer(self.fd)
+        self._obj.rings.append(ring)
+        return ring
 
     def __repr__(self) -> str:
         return f"<Map {self.name}>"
@@ -465,6 +469,7 @@ class BPFObject:
         self._ptr: int | None = ptr
         self.name = name
         self.links: list[Link] = []
+        self.rings: list[RingBuffer] = []
 
     @classmethod
     def open_file(cls, path: PathArg, *, btf_custom_path: PathArg | None = None) -> BPFObject:
@@ -490,15 +495,19 @@ class BPFObject:
         try:
             return Program(self, object_find_program_by_name(self.ptr, name))
         except ObjectError as exc:
-            exc.detail = f"no program {name!r} in {self.name}; it has {[p.name for p in self.programs]}"
-            raise
+            has = [p.name for p in self.programs]
+            raise ObjectError(
+                exc.errno, exc.op, exc.log, f"no program {name!r} in {self.name}; it has {has}"
+            ) from None
 
     def map(self, name: str) -> Map:
         try:
-            return Map(object_find_map_by_name(self.ptr, name))
+            return Map(self, object_find_map_by_name(self.ptr, name))
         except ObjectError as exc:
-            exc.detail = f"no map {name!r} in {self.name}; it has {[m.name for m in self.maps]}"
-            raise
+            has = [m.name for m in self.maps]
+            raise ObjectError(
+                exc.errno, exc.op, exc.log, f"no map {name!r} in {self.name}; it has {has}"
+            ) from None
 
     @property
     def programs(self) -> list[Program]:
@@ -506,11 +515,13 @@ class BPFObject:
 
     @property
     def maps(self) -> list[Map]:
-        return [Map(m) for m in object_maps(self.ptr)]
+        return [Map(self, m) for m in object_maps(self.ptr)]
 
     def close(self) -> None:
         if self._ptr is None:
             return
+        for ring in self.rings:
+            ring.free()  # its mmap of the map would keep the map alive
         for link in reversed(self.links):
             link.destroy()
         ptr, self._ptr = self._ptr, None
@@ -529,15 +540,3 @@ class BPFObject:
 def unpack_cstr(raw_bytes: bytes) -> str:
     """A NUL-terminated C string field of an event as str."""
     return raw_bytes.split(b"\0", 1)[0].decode(errors="replace")
-
-
-def struct_reader(fmt: str) -> Callable[[bytes], tuple]:
-    """unpack for a fixed-size event: refuses samples of another size with the two sizes."""
-    layout = struct.Struct(fmt)
-
-    def read(sample: bytes) -> tuple:
-        if len(sample) != layout.size:
-            raise ValueError(f"sample is {len(sample)} bytes, the layout {fmt!r} is {layout.size}")
-        return layout.unpack(sample)
-
-    return read

@@ -94,8 +94,10 @@ def pytest_collection_finish(session):
         try:
             cache.compile(source)
         except compiler.CompileError as exc:
-            if not exc.diagnostics:  # no clang, no headers: every C case will say so itself
+            if not exc.diagnostics:  # no clang, libbpf headers or BTF: say it once, here
+                warnings.warn(pytest.PytestWarning(f"BPF C sources not compiled: {exc}"), stacklevel=1)
                 return
+            # clang's diagnostics are cached; the test that asks for this source shows them
 
 
 def _fetch_headers(session) -> None:

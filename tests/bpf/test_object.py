@@ -177,3 +177,14 @@ def test_open_opts_layout_is_libbpf_1_1s():
     assert ctypes.sizeof(O.ObjectOpenOpts) == 80
     assert O.ObjectOpenOpts.kconfig.offset == 40
     assert O.ObjectOpenOpts.kernel_log_level.offset == 72
+
+
+def test_ring_buffer_left_open_is_freed_with_the_object(compiled, bpf_privileges, bpf_leak_guard):
+    """The leak guard fails this test if the ring buffer's mmap kept the map alive."""
+    obj = BPFObject.open_file(compiled(CASES_C / "hello.bpf.c"))
+    obj.load()
+    ring = obj.map("output").ring_buffer()
+    assert ring.poll(0) == []
+    obj.close()
+    with pytest.raises(ObjectError, match="freed"):
+        ring.poll(0)

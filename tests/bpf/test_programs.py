@@ -62,7 +62,9 @@ def test_bcc_imports_from_dist_packages_alone():
         "import sys; from harness.bpf import programs; m = programs.import_bcc(); "
         "print(m.__file__); print(any('dist-packages' in p for p in sys.path))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == [str(programs.DIST_PACKAGES[0] / "bcc" / "__init__.py"), "False"]
 
 
