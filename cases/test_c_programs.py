@@ -69,10 +69,8 @@ def test_seed_program_makes_the_seeds_bpf_calls(bpf_object_path, tmp_path, recor
     log = tmp_path / "strace.log"
     done = python_child(str(HERE / "_load_object.py"), str(bpf_object_path("c/hello.bpf.c")), strace_log=log)
     assert done.returncode == 0, done.stderr
-    lines = [
-        line.split(" ", 1)[1] if line.split(" ", 1)[0].isdigit() else line
-        for line in log.read_text().splitlines()
-    ]
+    # strace -f starts each line with the pid
+    lines = [re.sub(r"^\d+\s+", "", line) for line in log.read_text().splitlines()]
 
     map_create = the_call(lines, "BPF_MAP_CREATE", "map_name", "config")
     prog_load = the_call(lines, "BPF_PROG_LOAD", "prog_name", "hello")
