@@ -48,9 +48,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import filelock
-import platformdirs
-
 CACHE_ENV = "HARNESS_CACHE_DIR"
 APP = "bpf-vm-harness"
 HOST_BTF = Path("/sys/kernel/btf/vmlinux")
@@ -81,7 +78,11 @@ class CompileError(Exception):
 
 def default_root() -> Path:
     env = os.environ.get(CACHE_ENV)
-    base = Path(env).expanduser() if env else Path(platformdirs.user_cache_dir(APP))
+    if env:
+        return Path(env).expanduser() / "bpf-objects"
+    import platformdirs  # noqa: PLC0415 - the guest is told the root (--bpf-objects)
+
+    base = Path(platformdirs.user_cache_dir(APP))
     return base / "bpf-objects"
 
 
@@ -187,7 +188,9 @@ class ObjectCache:
         self.root = Path(root) if root else default_root()
         self.btf = Path(btf) if btf else HOST_BTF
 
-    def _lock(self, name: str) -> filelock.FileLock:
+    def _lock(self, name: str):
+        import filelock  # noqa: PLC0415 - only the host compiles, so only the host locks
+
         (self.root / ".locks").mkdir(parents=True, exist_ok=True)
         return filelock.FileLock(str(self.root / ".locks" / f"{name}.lock"))
 
