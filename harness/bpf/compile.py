@@ -41,6 +41,7 @@ import json
 import lzma
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import zlib
@@ -131,22 +132,48 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # ---- vmlinux.h from BTF
 
 
+def _unzstd(data: bytes) -> bytes:
+    # Python 3.11 has no zstd; Debian's 6.12 and later kernels use it (package zstd)
+    done = subprocess.run([_tool("zstd", "zstd"), "-dcq"], input=data, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise CompileError(
+            "bzImage", "zstd could not unpack the kernel", done.stderr.decode(errors="replace")
+        )
+    return done.stdout
+
+
+# compressed payload magic -> how to unpack it (the formats Debian's kernels use)
+_UNPACK = {
+    b"\xfd7zXZ\x00": lambda d: lzma.LZMADecompressor().decompress(d),
+    b"\x1f\x8b\x08": lambda d: zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(d),
+    b"\x28\xb5\x2f\xfd": _unzstd,
+}
+
+
 def elf_from_bzimage(image: bytes) -> bytes:
-    """The vmlinux ELF inside a bzImage (its payload is compressed; Debian's 5.10 to 6.12 use xz)."""
-    for magic, decompress in (
-        (b"\xfd7zXZ\x00", lambda d: lzma.LZMADecompressor().decompress(d)),
-        (b"\x1f\x8b\x08", lambda d: zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(d)),
-    ):
-        start = image.find(magic)
-        while start >= 0:
+    """The vmlinux ELF inside a bzImage, found through the boot header's payload fields.
+
+    x86 boot protocol 2.08+: the compressed kernel is payload_length bytes at
+    payload_offset (0x248, 0x24c) past the setup sectors; the build appends the
+    uncompressed size (4 bytes) inside that length, which zstd refuses.
+    """
+    if image[0x202:0x206] != b"HdrS" or len(image) < 0x250:
+        raise CompileError("bzImage", "not a bzImage (no HdrS boot header)")
+    setup_sects = image[0x1F1] or 4
+    offset, length = struct.unpack_from("<II", image, 0x248)
+    start = (setup_sects + 1) * 512 + offset
+    payload = image[start : start + length - 4]
+    for magic, unpack in _UNPACK.items():
+        if payload.startswith(magic):
             try:
-                out = decompress(image[start:])
-            except (lzma.LZMAError, zlib.error):
-                out = b""
-            if out.startswith(b"\x7fELF"):
-                return out
-            start = image.find(magic, start + 1)
-    raise CompileError("bzImage", "no xz or gzip payload holding an ELF vmlinux in this image")
+                elf = unpack(payload)
+            except (lzma.LZMAError, zlib.error) as exc:
+                raise CompileError("bzImage", f"the kernel payload does not unpack: {exc}") from None
+            if elf.startswith(b"\x7fELF"):
+                return elf
+    raise CompileError(
+        "bzImage", f"no xz, gzip or zstd payload holding an ELF vmlinux (payload starts {payload[:4].hex()})"
+    )
 
 
 def btf_input(path: Path, work: Path) -> Path:
