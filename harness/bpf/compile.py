@@ -1,6 +1,6 @@
 """Compile ``.bpf.c`` sources on the host into a content-addressed cache that guests read.
 
-    objects = ObjectCache()              # $HARNESS_CACHE_DIR/bpf-objects, or the user cache
+    objects = ObjectCache()              # $HARNESS_BPF_OBJECTS, or the user cache
     path = objects.compile("cases/c/hello.bpf.c")   # clang -target bpf -g -O2, once per content
     path = objects.lookup("cases/c/hello.bpf.c")    # in a guest: what the host compiled, no clang
 
@@ -26,7 +26,8 @@ fields a program uses. A recent kernel's header names the most; a field that
 a target kernel lacks then fails there with libbpf's relocation message, which
 is the answer a user wants from the run.
 
-Layout (root = $HARNESS_CACHE_DIR/bpf-objects or the user cache dir + /bpf-objects):
+Layout (root = $HARNESS_BPF_OBJECTS, or the user cache dir + /bpf-objects; beside the
+kernel cache, not in it: $HARNESS_CACHE_DIR is the kernels' own directory):
 
     <root>/vmlinux/<BTF sha256>/vmlinux.h
     <root>/objects/<key>.bpf.o      or  <key>.err (clang's diagnostics)
@@ -49,7 +50,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-CACHE_ENV = "HARNESS_CACHE_DIR"
+CACHE_ENV = "HARNESS_BPF_OBJECTS"
 APP = "bpf-vm-harness"
 HOST_BTF = Path("/sys/kernel/btf/vmlinux")
 # -g: BTF for maps and CO-RE relocations; -O2: the verifier cannot follow -O0 code.
@@ -80,7 +81,7 @@ class CompileError(Exception):
 def default_root() -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
-        return Path(env).expanduser() / "bpf-objects"
+        return Path(env).expanduser()
     import platformdirs  # noqa: PLC0415 - the guest is told the root (--bpf-objects)
 
     base = Path(platformdirs.user_cache_dir(APP))

@@ -48,7 +48,7 @@ def pytest_addoption(parser):
         "--bpf-objects",
         metavar="DIR",
         default=None,
-        help="cache of compiled BPF objects (default: $HARNESS_CACHE_DIR/bpf-objects or the user cache)",
+        help="cache of compiled BPF objects (default: $HARNESS_BPF_OBJECTS, else bpf-objects in the user cache dir)",
     )
     group.addoption(
         "--bpf-vmlinux",

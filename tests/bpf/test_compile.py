@@ -155,7 +155,7 @@ def test_elf_from_bzimage_of_every_cached_kernel():
 
 def test_default_root_follows_the_cache_variable(monkeypatch, tmp_path):
     monkeypatch.setenv(C.CACHE_ENV, str(tmp_path))
-    assert C.default_root() == tmp_path / "bpf-objects"
+    assert C.default_root() == tmp_path
     monkeypatch.delenv(C.CACHE_ENV)
     assert C.default_root().name == "bpf-objects"
     assert os.fspath(C.default_root()) != os.fspath(tmp_path / "bpf-objects")
