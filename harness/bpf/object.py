@@ -16,9 +16,11 @@ raw pointers for tests::
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno as _errno
 import os
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -114,12 +116,13 @@ class ObjectError(BPFError):
 
 
 class _Log:
-    """libbpf's print callback, kept alive here; collects what libbpf prints during one call."""
+    """libbpf's print callback (one per process): inside our calls it collects what libbpf
+    prints for the error; outside them (bcc, other users of the same libbpf) it writes to
+    stderr, as libbpf's own default does."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._lines: list[str] = []
-        self.callback = PRINT_FN(self._print)
+        self._local = threading.local()
+        self.callback = PRINT_FN(self._print)  # referenced here for as long as libbpf may call it
         libc = ctypes.CDLL(None)
         self._vsnprintf = libc.vsnprintf
         self._vsnprintf.argtypes = [_vp, ctypes.c_size_t, _cp, _vp]
@@ -136,20 +139,31 @@ class _Log:
         size = self._vsnprintf(None, 0, fmt, ctypes.addressof(copy)) + 1
         buf = ctypes.create_string_buffer(max(size, 1))
         self._vsnprintf(buf, len(buf), fmt, args)
-        with self._lock:
-            self._lines.append(buf.value.decode(errors="replace"))
+        text = buf.value.decode(errors="replace")
+        lines = getattr(self._local, "lines", None)
+        if lines is None:
+            sys.stderr.write(text)
+        else:
+            lines.append(text)
         return 0
 
-    def take(self) -> str:
-        with self._lock:
-            text, self._lines = "".join(self._lines), []
-        return text
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        self._local.lines = lines = []
+        try:
+            yield lines
+        finally:
+            self._local.lines = None
 
 
 _state: tuple[ctypes.CDLL, _Log] | None = None
 
 
 def _lib() -> ctypes.CDLL:
+    return _open()[0]
+
+
+def _open() -> tuple[ctypes.CDLL, _Log]:
     global _state
     if _state is None:
         lib = raw._lib()
@@ -163,32 +177,28 @@ def _lib() -> ctypes.CDLL:
         log = _Log()
         lib.libbpf_set_print(log.callback)
         _state = (lib, log)
-    return _state[0]
-
-
-def _take_log() -> str:
-    return _state[1].take() if _state else ""
+    return _state
 
 
 def _call_ptr(op: str, *args) -> int:
     """A libbpf call returning a pointer: NULL means failure, with errno set (libbpf 1.0 mode)."""
-    _lib()
-    _take_log()  # what an earlier call printed is not this call's
-    ctypes.set_errno(0)
-    ptr = getattr(_lib(), op)(*args)
+    lib, log = _open()
+    with log.capture() as printed:
+        ctypes.set_errno(0)
+        ptr = getattr(lib, op)(*args)
+        err = ctypes.get_errno()
     if not ptr:
-        raise ObjectError(ctypes.get_errno() or _errno.EINVAL, op, log=_take_log() or None)
-    _take_log()
+        raise ObjectError(err or _errno.EINVAL, op, log="".join(printed) or None)
     return ptr
 
 
 def _call_int(op: str, *args) -> int:
-    _lib()
-    _take_log()
-    ret = getattr(_lib(), op)(*args)
+    """A libbpf call returning an int: negative errno on failure."""
+    lib, log = _open()
+    with log.capture() as printed:
+        ret = getattr(lib, op)(*args)
     if ret < 0:
-        raise ObjectError(-ret, op, log=_take_log() or None)
-    _take_log()
+        raise ObjectError(-ret, op, log="".join(printed) or None)
     return ret
 
 
@@ -222,8 +232,9 @@ def object_load(obj: int) -> None:
 
 
 def object_close(obj: int) -> None:
-    _lib().bpf_object__close(obj)
-    _take_log()
+    lib, log = _open()
+    with log.capture():
+        lib.bpf_object__close(obj)
 
 
 def object_find_program_by_name(obj: int, name: str) -> int:
