@@ -172,3 +172,16 @@ def test_broken_c_gives_clangs_diagnostic(bpf_object_path):
     with pytest.raises(CompileError) as caught:
         bpf_object_path("c/broken.bpf.c")
     assert "broken.bpf.c:11:9: error: use of undeclared identifier 'undeclared_variable'" in str(caught.value)
+
+
+def test_kretprobe_by_name_and_tracepoint_by_section_both_count(bpf_object, kprobes):
+    obj = bpf_object("c/count.bpf.c")
+    obj.program("count_returns").attach_kprobe(syscall_function("getppid"), retprobe=True)
+    obj.program("count_entries").attach()  # SEC("tracepoint/syscalls/sys_enter_getppid")
+    for _ in range(5):
+        os.getppid()
+    returns, entries = (
+        struct.unpack("<Q", obj.map("counts").lookup(struct.pack("<I", i)))[0] for i in (0, 1)
+    )
+    assert returns >= 5  # getppid from other processes counts too
+    assert entries >= 5
