@@ -143,12 +143,12 @@ def test_elf_from_bzimage_refuses_what_is_not_a_bzimage():
         C.elf_from_bzimage(b"\0" * 4096)
 
 
-def test_elf_from_bzimage_of_every_cached_kernel():
+def test_elf_from_bzimage_of_the_oldest_and_newest_cached_kernel():
     """xz (Debian's 6.1) and zstd (6.12 and later) payloads both unpack to the vmlinux ELF."""
     images = sorted(cached_kernel_images())
     if not images:
         pytest.skip("no kernel in the cache (ci/setup.sh fetches 6.1 and 6.12)")
-    for image in images:
+    for image in {images[0], images[-1]}:  # the oldest and the newest series: xz and zstd here
         elf = C.elf_from_bzimage(image.read_bytes())
         assert elf[:4] == b"\x7fELF", image
 
