@@ -149,7 +149,8 @@ class _Log:
 
     @contextlib.contextmanager
     def capture(self) -> Iterator[list[str]]:
-        self._local.lines = lines = []
+        lines: list[str] = []
+        self._local.lines = lines
         try:
             yield lines
         finally:
