@@ -15,9 +15,13 @@ SUDO=""
 # create its virtio ports (without it output and exit codes are lost); kmod:
 # depmod for extracted kernels; file: vng reads the kernel version with it;
 # libbpf1: the binding; busybox-static: vng's initramfs fallback; chromium:
-# the screenshot test of the HTML report; bpftool: tests in the style of the kernel's selftests.
+# the screenshot test of the HTML report; bpftool: tests in the style of the
+# kernel's selftests, and vmlinux.h from BTF. BPF programs in C: clang,
+# libbpf-dev (bpf_helpers.h & co); strace (the seed case reads its bpf()
+# calls); python3-bpfcc (bcc cases, imported from dist-packages); zstd:
+# vmlinux.h from a 6.12+ kernel image (zstd-compressed).
 PKGS=(qemu-system-x86 udev kmod file libbpf1 busybox-static python3-venv chromium
-      python3-dev iproute2 procps bpftool)
+      python3-dev iproute2 procps bpftool clang libbpf-dev strace python3-bpfcc zstd)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

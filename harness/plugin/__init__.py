@@ -31,6 +31,7 @@ PARTS = (
     "harness.plugin.routing",
     "harness.bpf.gates",
     "harness.bpf.fixtures",
+    "harness.bpf.programs",
 )
 
 
