@@ -43,7 +43,7 @@ DIST_PACKAGES = (Path("/usr/lib/python3/dist-packages"),)
 
 
 def pytest_addoption(parser):
-    group = parser.getgroup("bpf-vm-harness")
+    group = parser.getgroup("bpf-harness")
     group.addoption(
         "--bpf-objects",
         metavar="DIR",
@@ -66,20 +66,17 @@ def _cache(config) -> compiler.ObjectCache:
     return config.stash[OBJECTS]
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config):
-    # The guest's pytest gets the host's arguments: add where the objects are, so it reads
-    # the host's cache whatever its own HOME and environment say.
-    if (
-        vm_mode(config)
-        and role(config) in (Role.HOST, Role.CONTROLLER)
-        and not config.getoption("bpf_objects")
-    ):
-        from harness.plugin.routing import ROUTE  # noqa: PLC0415
+KERNELS = pytest.StashKey[dict]()
 
-        route = config.stash.get(ROUTE, None)
-        if route is not None:
-            route.guest_args.append(f"--bpf-objects={_cache(config).root}")
+
+def pytest_bpf_guest_args(config) -> list[str]:
+    # the guest's pytest gets the host's arguments: add where the objects are, so it reads
+    # the host's cache whatever its own HOME and environment say
+    return [] if config.getoption("bpf_objects") else [f"--bpf-objects={_cache(config).root}"]
+
+
+def pytest_bpf_kernels_resolved(config, kernels) -> None:
+    config.stash[KERNELS] = kernels
 
 
 def pytest_collection_finish(session):
@@ -102,8 +99,6 @@ def pytest_collection_finish(session):
 
 def _fetch_headers(session) -> None:
     """Before any VM boots: kernel headers beside each Debian kernel, if a collected test uses bcc."""
-    from harness.plugin.routing import KERNELS  # noqa: PLC0415
-
     config = session.config
     # under --kernel the items are KernelItems by now: the test is their .case
     if not any("bcc" in getattr(getattr(item, "case", item), "fixturenames", ()) for item in session.items):

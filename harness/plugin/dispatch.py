@@ -73,7 +73,15 @@ class Runner:
         # options); the guest agent replaces the tests to collect and what only the host does.
         # The rootdir and ini file are the host's, so test ids are the same on both sides.
         config = self.config
-        args = [*self.route.guest_args, "--harness-guest-kernel", name, "--rootdir", str(config.rootpath)]
+        extra = [arg for args in config.hook.pytest_bpf_guest_args(config=config) for arg in args]
+        args = [
+            *self.route.guest_args,
+            *extra,
+            "--harness-guest-kernel",
+            name,
+            "--rootdir",
+            str(config.rootpath),
+        ]
         if config.inipath:
             args += ["-c", str(config.inipath)]
         if not config.pluginmanager.is_blocked("cacheprovider"):

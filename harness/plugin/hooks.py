@@ -22,6 +22,12 @@ def pytest_bpf_kernels_resolved(config, kernels) -> None:
 
 
 @hookspec
+def pytest_bpf_guest_args(config) -> list[str]:  # type: ignore[empty-body]
+    """Arguments to add to the guest's pytest command line (which starts as the user's own);
+    every implementation's list is used. Called on the host side before each boot."""
+
+
+@hookspec
 def pytest_bpf_vm_booted(config, boot) -> None:
     """A VM is up and has collected: ``boot`` is a ``harness.vm.launcher.BootRecord``.
     Called in the process that booted it, and again on the xdist controller when the worker

@@ -74,11 +74,10 @@ def test_headers_reason_names_the_missing_build_link():
 
 
 CONFTEST = """\
-from harness.plugin.routing import ROUTE
-
 def pytest_collection_finish(session):
-    route = session.config.stash[ROUTE]
-    (session.config.rootpath / "guest_args.txt").write_text("\\n".join(route.guest_args))
+    config = session.config
+    extra = [a for args in config.hook.pytest_bpf_guest_args(config=config) for a in args]
+    (config.rootpath / "guest_args.txt").write_text("\\n".join(extra))
 """
 
 
