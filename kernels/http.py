@@ -74,6 +74,11 @@ def get_text(s: requests.Session, url: str) -> str:
     return r.text
 
 
+def get_bytes(s: requests.Session, url: str) -> bytes:
+    r = _get(s, url, stream=False)
+    return r.content
+
+
 def download(
     s: requests.Session,
     url: str,
@@ -90,7 +95,7 @@ def download(
     only cover the request, not the body); a checksum or size mismatch
     deletes dest and raises.
     """
-    last: Exception | None = None
+    last: Exception = KernelError("no attempt made")
     for attempt in range(1, attempts + 1):
         try:
             digest, got = _stream(s, url, dest, size, progress)
