@@ -4,7 +4,7 @@
 # Idempotent; safe to run before every job.
 #
 #   ci/setup.sh            system packages + .venv + default kernels
-#   KERNELS="6.1 6.12" ci/setup.sh   prefetch other kernels
+#   KERNELS="6.1 6.12" ci/setup.sh   prefetch other kernels (KERNELS= for none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,9 +15,11 @@ SUDO=""
 # create its virtio ports (without it output and exit codes are lost); kmod:
 # depmod for extracted kernels; file: vng reads the kernel version with it;
 # libbpf1: the binding; busybox-static: vng's initramfs fallback; chromium:
-# the screenshot test of the HTML report.
+# the screenshot test of the HTML report; gpgv and debian-archive-keyring:
+# the Debian archive's signatures on the indexes kernels are checked against;
+# dpkg: dpkg-deb unpacks the kernel packages.
 PKGS=(qemu-system-x86 udev kmod file libbpf1 busybox-static python3-venv chromium
-      python3-dev iproute2 procps)
+      python3-dev iproute2 procps gpgv debian-archive-keyring dpkg)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -35,7 +37,10 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
 
-if [ -n "${KERNELS-6.1 6.12}" ]; then
+# The newest kernel of each of the five Debian series (about 600 MB in all,
+# a few seconds to fetch here): what ci/cases.sh runs.
+DEFAULT_KERNELS="5.10 6.1 6.12 7.2 7.3"
+if [ -n "${KERNELS-$DEFAULT_KERNELS}" ]; then
     # shellcheck disable=SC2086
-    .venv/bin/python -m harness kernels fetch ${KERNELS-6.1 6.12}
+    .venv/bin/python -m harness kernels fetch ${KERNELS-$DEFAULT_KERNELS}
 fi

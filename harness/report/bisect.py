@@ -25,7 +25,7 @@ from typing import Protocol
 
 from harness import ids
 from harness.report import records
-from harness.report.matrix import kernel_order
+from harness.versions import kernel_order
 
 
 class BisectError(Exception):
