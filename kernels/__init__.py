@@ -101,7 +101,7 @@ def _alternatives(cache: Cache, exclude: str) -> str:
     if not cached:
         return "no other kernel is available offline: nothing is in the kernel cache"
     return (
-        "kernels available without that archive (cached): "
+        "kernels available without that archive: cached: "
         + ", ".join(cached)
         + "; pick one with --kernel NAME"
     )
