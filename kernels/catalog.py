@@ -258,6 +258,15 @@ def resolve_spec(spec: str, catalog: Catalog | None = None) -> CatalogEntry | Lo
     raise _unknown(spec, catalog)
 
 
+def spec_for(entry: CatalogEntry, catalog: Catalog) -> str:
+    """The shortest --kernel value that selects exactly this entry: its name, or
+    "mainline:5.10" where the bare name is also a series another source wins."""
+    if resolve_spec(entry.name, catalog) == entry:
+        return entry.name
+    prefix = next(p for p, source in PREFIXES.items() if source == entry.source)
+    return f"{prefix}:{entry.name}"
+
+
 def local_spec(path: Path) -> LocalSpec:
     """Check that a path is a kernel image or a built kernel tree."""
     path = path.absolute()

@@ -133,7 +133,7 @@ def _stream(s, url, dest, size, progress) -> tuple[str, int]:
     got = 0
     with _get(s, url, stream=True) as r:
         total = size or int(r.headers.get("Content-Length") or 0) or None
-        with _Progress(url, dest.name, total, progress) as bar, open(dest, "wb") as f:
+        with _Progress(url, url.rsplit("/", 1)[-1], total, progress) as bar, open(dest, "wb") as f:
             for chunk in r.iter_content(CHUNK):
                 f.write(chunk)
                 h.update(chunk)
