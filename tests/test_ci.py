@@ -97,7 +97,7 @@ def test_default_matrix_is_the_newest_debian_kernel_of_each_series():
 def test_series_and_all_options_follow_the_catalog():
     catalog = _catalog()
     assert _matrix("--series", "6.1", "--all") == [k["name"] for k in catalog if k["series"] == "6.1"]
-    assert _matrix("--series", " 6.12 ") == [_matrix()[-1]]
+    assert _matrix("--series", " 6.12 ") == [n for n in _matrix() if n.startswith("6.12.")]
     every = _matrix("--source", "any")
     assert len(every) == len({k["series"] for k in catalog})
 
