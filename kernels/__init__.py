@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.versions import kernel_order
+
 from . import local
 from .cache import Cache
 from .catalog import PREFERENCE, CatalogEntry, LocalSpec, load_catalog, resolve_spec
@@ -89,22 +91,27 @@ def resolve(
             progress=progress,
         )
     except ArchiveUnreachable as e:
-        raise KernelError(f"{e}\n{_alternatives(cache, exclude=target.name)}") from None
+        raise KernelError(f"{e}\n{_alternatives(cache, target)}") from None
     return entry.kernel()
 
 
-def _alternatives(cache: Cache, exclude: str) -> str:
+def _alternatives(cache: Cache, failed: CatalogEntry) -> str:
     try:
-        cached = sorted(cache.names() - {exclude})
+        cached = sorted(cache.names() - {failed.name}, key=kernel_order)
     except KernelError:
         cached = []
-    if not cached:
-        return "no other kernel is available offline: nothing is in the kernel cache"
-    return (
-        "kernels available without that archive: cached: "
-        + ", ".join(cached)
-        + "; pick one with --kernel NAME"
+    others = sorted(
+        {e.series for e in load_catalog().entries if e.source != failed.source and e.source == PREFERENCE[0]},
+        key=kernel_order,
     )
+    parts = []
+    if cached:
+        parts.append("kernels available without that archive: cached: " + ", ".join(cached))
+    else:
+        parts.append("no other kernel is available offline: nothing is in the kernel cache")
+    if others:
+        parts.append(f"the {PREFERENCE[0]} kernels come from another archive: " + ", ".join(others))
+    return "; ".join(parts) + "; pick one with --kernel NAME"
 
 
 def available() -> list[Available]:
