@@ -23,7 +23,7 @@ class Downloaded:
 
     debs: list[Path]
     sha256: dict[str, str] = field(default_factory=dict)  # file name -> sha256
-    origin: str = ""  # for humans: "apt: pkg=ver", a URL
+    origin: str = ""  # for humans: "<archive URL> <suite>", a mainline URL
 
 
 class KernelSource(Protocol):
