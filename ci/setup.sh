@@ -4,7 +4,7 @@
 # Idempotent; safe to run before every job.
 #
 #   ci/setup.sh            system packages + .venv + default kernels
-#   KERNELS="6.1 6.12" ci/setup.sh   prefetch other kernels
+#   KERNELS="6.1 6.12" ci/setup.sh   prefetch other kernels (KERNELS= for none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,9 +19,12 @@ SUDO=""
 # kernel's selftests, and vmlinux.h from BTF. BPF programs in C: clang,
 # libbpf-dev (bpf_helpers.h & co); strace (the seed case reads its bpf()
 # calls); python3-bpfcc (bcc cases, imported from dist-packages); zstd:
-# vmlinux.h from a 6.12+ kernel image (zstd-compressed).
+# vmlinux.h from a 6.12+ kernel image (zstd-compressed). gpgv and
+# debian-archive-keyring: the Debian archive's signatures on the indexes
+# kernels are checked against; dpkg: dpkg-deb unpacks the kernel packages.
 PKGS=(qemu-system-x86 udev kmod file libbpf1 busybox-static python3-venv chromium
-      python3-dev iproute2 procps bpftool clang libbpf-dev strace python3-bpfcc zstd)
+      python3-dev iproute2 procps bpftool clang libbpf-dev strace python3-bpfcc zstd
+      gpgv debian-archive-keyring dpkg)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -39,7 +42,10 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
 
-if [ -n "${KERNELS-6.1 6.12}" ]; then
+# The newest kernel of each of the five Debian series (about 600 MB in all,
+# a few seconds to fetch here): what ci/cases.sh runs.
+DEFAULT_KERNELS="5.10 6.1 6.12 7.2 7.3"
+if [ -n "${KERNELS-$DEFAULT_KERNELS}" ]; then
     # shellcheck disable=SC2086
-    .venv/bin/python -m harness kernels fetch ${KERNELS-6.1 6.12}
+    .venv/bin/python -m harness kernels fetch ${KERNELS-$DEFAULT_KERNELS}
 fi

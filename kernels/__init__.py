@@ -5,7 +5,9 @@
     k.name, k.release, k.image   # "6.12.117", "6.12.117+deb12-amd64", Path(.../vmlinuz-...)
 
 Environment: HARNESS_CACHE_DIR (cache root), HARNESS_CATALOG (another
-catalog file), HARNESS_DEBIAN_MIRROR (HTTP mirror(s) when apt cannot fetch),
+catalog file), HARNESS_DEBIAN_MIRROR (Debian archive base URL(s), instead of
+the ones the host's apt sources name), HARNESS_DEBIAN_KEYRING (instead of
+debian-archive-keyring's), HARNESS_APT_ETC (instead of /etc/apt),
 HARNESS_MAINLINE_MIRROR (instead of https://kernel.ubuntu.com/mainline/).
 """
 
@@ -13,16 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import apt, local
+from harness.versions import kernel_order
+
+from . import local
 from .cache import Cache
-from .catalog import CatalogEntry, LocalSpec, load_catalog, resolve_spec
+from .catalog import PREFERENCE, CatalogEntry, LocalSpec, load_catalog, resolve_spec
 from .debian import DebianSource
 from .errors import ArchiveUnreachable, KernelError
 from .kernel import Kernel
 from .mainline import MainlineSource
 from .source import KernelSource
 
-__all__ = ["Kernel", "KernelError", "Available", "resolve", "available"]
+__all__ = ["Kernel", "KernelError", "Available", "PREFERENCE", "resolve", "available"]
 
 
 @dataclass(frozen=True)
@@ -32,13 +36,21 @@ class Available:
     name: str
     series: str
     source: str
+    suite: str | None
     release: str | None
     cached: bool
+    default: bool  # what --kernel <series> picks
 
 
-def _source(entry: CatalogEntry, debian_mirror: str | None, mainline_mirror: str | None) -> KernelSource:
+def _source(
+    entry: CatalogEntry,
+    cache: Cache,
+    debian_mirror: str | None,
+    debian_keyring: str | None,
+    mainline_mirror: str | None,
+) -> KernelSource:
     if entry.source == "debian":
-        return DebianSource(debian_mirror)
+        return DebianSource(debian_mirror, keyring=debian_keyring, cache_root=cache.root)
     return MainlineSource(mainline_mirror)
 
 
@@ -49,6 +61,7 @@ def resolve(
     progress: bool = True,
     force: bool = False,
     debian_mirror: str | None = None,
+    debian_keyring: str | None = None,
     mainline_mirror: str | None = None,
 ) -> Kernel:
     """Turn a --kernel value into a bootable Kernel, fetching it into the cache if needed.
@@ -62,7 +75,7 @@ def resolve(
         return local.kernel(target)
     cache = Cache()
     if not force:
-        hit = cache.verified(target.name)
+        hit = cache.current(target)
         if hit is not None:
             return hit.kernel()
     if not fetch:
@@ -72,39 +85,49 @@ def resolve(
         )
     try:
         entry = cache.install(
-            target, _source(target, debian_mirror, mainline_mirror), force=force, progress=progress
+            target,
+            _source(target, cache, debian_mirror, debian_keyring, mainline_mirror),
+            force=force,
+            progress=progress,
         )
     except ArchiveUnreachable as e:
-        raise KernelError(f"{e}\n{_alternatives(cache, exclude=target.name)}") from None
+        raise KernelError(f"{e}\n{_alternatives(cache, target)}") from None
     return entry.kernel()
 
 
-def _alternatives(cache: Cache, exclude: str) -> str:
-    catalog = load_catalog()
+def _alternatives(cache: Cache, failed: CatalogEntry) -> str:
     try:
-        cached = sorted(cache.names() - {exclude})
+        cached = sorted(cache.names() - {failed.name}, key=kernel_order)
     except KernelError:
         cached = []
-    debian = [e for e in catalog.entries if e.source == "debian"]
-    via_apt = apt.known((e.package, e.package_version) for e in debian)
-    aptable = [e.name for e in debian if (e.package, e.package_version) in via_apt and e.name not in cached]
+    others = sorted(
+        {e.series for e in load_catalog().entries if e.source != failed.source and e.source == PREFERENCE[0]},
+        key=kernel_order,
+    )
     parts = []
     if cached:
-        parts.append("cached: " + ", ".join(cached))
-    if aptable:
-        parts.append("Debian kernels through this host's apt: " + ", ".join(aptable))
-    if not parts:
-        return "no other kernel is available offline: nothing is cached and apt lists none of the catalog's Debian kernels"
-    return "kernels available without that archive: " + "; ".join(parts) + "; pick one with --kernel NAME"
+        parts.append("kernels available without that archive: cached: " + ", ".join(cached))
+    else:
+        parts.append("no other kernel is available offline: nothing is in the kernel cache")
+    if others:
+        parts.append(f"the {PREFERENCE[0]} kernels come from another archive: " + ", ".join(others))
+    return "; ".join(parts) + "; pick one with --kernel NAME"
 
 
 def available() -> list[Available]:
-    """Every catalog entry, in catalog order, with whether it is in the cache."""
+    """Every catalog entry, in version order, with whether it is cached and whether a series spec picks it."""
     cache = Cache()
+    catalog = load_catalog()
+    defaults = set()
+    for series in {e.series for e in catalog.entries}:
+        picked = resolve_spec(series, catalog)
+        if isinstance(picked, CatalogEntry):
+            defaults.add(picked.name)
     out = []
-    for e in load_catalog().entries:
+    for e in sorted(catalog.entries, key=CatalogEntry.sort_key):
         hit = cache.lookup(e.name)
+        release = hit.meta["release"] if hit else e.release
         out.append(
-            Available(e.name, e.series, e.source, hit.meta["release"] if hit else e.release, hit is not None)
+            Available(e.name, e.series, e.source, e.suite, release, hit is not None, e.name in defaults)
         )
     return out

@@ -15,15 +15,6 @@ _SETUP_HEADER_BASE = 0x200
 _HEADER_READ = 0x8000
 
 
-def is_bzimage(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            f.seek(_MAGIC_OFFSET)
-            return f.read(4) == _MAGIC
-    except OSError:
-        return False
-
-
 def read_release(path: Path) -> str:
     """Return the `uname -r` string the image announces, e.g. "6.1.0-47-amd64".
 

@@ -139,6 +139,14 @@ class Cache:
             )
         return e
 
+    def current(self, entry: CatalogEntry) -> Entry | None:
+        """verified(), and None when the copy is of other packages than the entry pins now
+        (a regenerated catalog can give a name to a newer build): it is fetched again."""
+        e = self.verified(entry.name)
+        if e is None or not entry.debs:
+            return e
+        return e if sorted(e.meta.get("debs", {}).values()) == sorted(p.sha256 for p in entry.debs) else None
+
     def names(self) -> set[str]:
         if not self.root.is_dir():
             return set()
@@ -191,7 +199,7 @@ class Cache:
                 ) from None
         try:
             if not force:
-                done = self.lookup(entry.name)
+                done = self.current(entry)
                 if done is not None:
                     return done
             self._clean(entry.name)
@@ -206,6 +214,7 @@ class Cache:
         d = self.root / name
         if d.exists() and self.lookup(name) is None:
             shutil.rmtree(d, ignore_errors=True)
+        # A complete but outdated entry stays until the new one is renamed over it (see --force below).
 
     def _install_locked(self, entry: CatalogEntry, source: KernelSource, progress: bool) -> Entry:
         work = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=self.root))
@@ -230,7 +239,7 @@ class Cache:
                 "release": release,
                 "source": entry.source,
                 "package": entry.package or _package_of(got.debs[0].name),
-                "package_version": entry.package_version,
+                "suite": entry.suite,
                 "debs": got.sha256,
                 "image": f"boot/vmlinuz-{release}",
                 "image_sha256": sha256_file(image),
@@ -239,7 +248,7 @@ class Cache:
             }
             (tree / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
             final = self.root / entry.name
-            if final.exists():  # --force: move the old copy aside, then swap
+            if final.exists():  # --force or an outdated copy: move the old one aside, then swap
                 final.rename(work / "old")
             tree.rename(final)
             return Entry(final, meta)
@@ -247,13 +256,30 @@ class Cache:
             shutil.rmtree(work, ignore_errors=True)
 
     def _finish_tree(self, tree: Path, entry: CatalogEntry) -> str:
-        """Find the release, make the image readable, and build modules.dep."""
+        """Put the image and modules where vng finds them, check them, and build modules.dep.
+
+        5.10 to 6.12 ship boot/vmlinuz-<rel> and lib/modules/<rel>/; the 7.x
+        split packages ship everything under usr/lib/modules/<rel>/ (the
+        image as vmlinuz, config and modules.builtin from linux-base-*).
+        vng wants <dir>/boot/vmlinuz-<rel> next to <dir>/lib/modules/<rel>.
+        """
+        usr = tree / "usr" / "lib" / "modules"
+        for d in sorted(usr.iterdir()) if usr.is_dir() else []:
+            target = tree / "lib" / "modules" / d.name
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                d.rename(target)
+            if (target / "vmlinuz").is_file():
+                (tree / "boot").mkdir(exist_ok=True)
+                (target / "vmlinuz").rename(tree / "boot" / f"vmlinuz-{d.name}")
+                if (target / "config").is_file():
+                    shutil.copyfile(target / "config", tree / "boot" / f"config-{d.name}")
         images = sorted((tree / "boot").glob("vmlinuz-*")) if (tree / "boot").is_dir() else []
         if len(images) != 1:
             raise KernelError(
-                f"the package(s) for kernel {entry.name} contain {len(images)} "
-                "boot/vmlinuz-* files, expected exactly one; the catalog entry "
-                "points at the wrong package"
+                f"the package(s) for kernel {entry.name} contain {len(images)} kernel images "
+                "(boot/vmlinuz-* or usr/lib/modules/*/vmlinuz), expected exactly one; the catalog "
+                "entry points at the wrong packages"
             )
         release = images[0].name.removeprefix("vmlinuz-")
         if entry.release and release != entry.release:
@@ -263,24 +289,31 @@ class Cache:
             )
         # Ubuntu ships the image mode 0600; vng runs as the user and must read it.
         images[0].chmod(0o644)
-        # Newer packages install modules under usr/lib (merged /usr); vng and
-        # depmod look next to the image, under lib/.
-        usr_mods = tree / "usr" / "lib" / "modules" / release
         mods = tree / "lib" / "modules" / release
-        if usr_mods.is_dir() and not mods.exists():
-            mods.parent.mkdir(parents=True, exist_ok=True)
-            usr_mods.rename(mods)
         if not mods.is_dir():
             raise KernelError(
                 f"the package(s) for kernel {entry.name} contain no lib/modules/{release}; "
                 "without modules the guest has no 9p; the catalog entry needs a "
                 "modules package"
             )
+        absent = [f for f in ("modules.builtin", "modules.order") if not (mods / f).is_file()]
+        if absent:
+            raise KernelError(
+                f"kernel {entry.name}: lib/modules/{release} has no {' or '.join(absent)}, which depmod "
+                "needs; for a 7.x kernel the catalog entry must include its linux-base-* package"
+            )
         r = subprocess.run(
             [_tool("depmod", "kmod"), "-b", str(tree), release], capture_output=True, text=True
         )
         if r.returncode != 0 or not (mods / "modules.dep").exists():
             raise KernelError(f"depmod failed for {release}: {r.stderr.strip()}")
+        # virtme-ng mounts the shared root over 9p: as a module or built in.
+        listed = (mods / "modules.dep").read_text() + (mods / "modules.builtin").read_text()
+        if "fs/9p/9p.ko" not in listed:
+            raise KernelError(
+                f"kernel {entry.name} ({release}) has no 9p file system, which virtme-ng needs for the "
+                "guest's root; use the generic flavour (-amd64), not -cloud-amd64"
+            )
         return release
 
 

@@ -1,9 +1,11 @@
 """Load the kernel catalog and turn what a user typed (--kernel SPEC) into a catalog entry or a local path.
 
 Rules, in order (see resolve_spec):
+  "debian:6.12", "mainline:6.8"   the rest of the spec, among that source's entries only
   "6.12.111"  exact catalog name
   "v6.8"      same as "6.8" (the Ubuntu mainline directory spelling)
-  "6.12"      newest catalog entry of that series, compared as versions
+  "6.12"      newest entry of that series, compared as versions (harness.versions);
+              when several sources have the series, the first in PREFERENCE wins
   "./bzImage", "/src/linux"   a kernel image or a built kernel tree
 """
 
@@ -17,13 +19,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from packaging.version import InvalidVersion, Version
+from harness.versions import kernel_order
 
 from . import bzimage
 from .errors import KernelError
 
-SCHEMA = 1
+SCHEMA = 2
 SOURCES = ("debian", "ubuntu-mainline")
+# Which source a series spec ("5.10", "6.12") takes when more than one has
+# the series: Debian first, because its packages are checked against the
+# archive's signed indexes and its archive is reachable wherever apt works;
+# Ubuntu mainline builds are checked against an unsigned CHECKSUMS file.
+# Override per spec with a prefix: "mainline:6.8", "debian:6.12".
+PREFERENCE = ("debian", "ubuntu-mainline")
+PREFIXES = {"debian": "debian", "mainline": "ubuntu-mainline", "ubuntu-mainline": "ubuntu-mainline"}
 CATALOG_ENV = "HARNESS_CATALOG"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -31,64 +40,47 @@ _NAME = re.compile(r"^[0-9][0-9A-Za-z.+-]*$")
 
 # Fields each source needs; everything else is optional.
 _REQUIRED = {
-    "debian": (
-        "name",
-        "series",
-        "source",
-        "package",
-        "package_version",
-        "release",
-        "filename",
-        "sha256",
-        "size",
-    ),
+    "debian": ("name", "series", "source", "release", "suite", "debs"),
     "ubuntu-mainline": ("name", "series", "source", "tag"),
 }
-_FIELDS = {
-    "name",
-    "series",
-    "source",
-    "package",
-    "package_version",
-    "release",
-    "filename",
-    "sha256",
-    "size",
-    "tag",
-    "comment",
-}
+_FIELDS = {"name", "series", "source", "release", "suite", "debs", "tag", "comment"}
+_DEB_FIELDS = ("package", "version", "filename", "sha256", "size")
+
+
+@dataclass(frozen=True)
+class DebPin:
+    """One .deb of a Debian kernel, exactly as the suite's signed Packages index listed it."""
+
+    package: str
+    version: str
+    filename: str  # path under the archive root
+    sha256: str
+    size: int
 
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    """One pinned kernel. Debian entries carry the exact package and its
-    hash; mainline entries carry the archive directory (tag) and are checked
-    against that archive's CHECKSUMS file at download time."""
+    """One pinned kernel. Debian entries carry the suite and every .deb with
+    its hash (one linux-image-*-unsigned for 5.10 to 6.12; linux-binary-*,
+    linux-modules-* and linux-base-* for 7.x); mainline entries carry the
+    archive directory (tag) and are checked against that archive's CHECKSUMS
+    file at download time."""
 
     name: str
     series: str
     source: str
     release: str | None = None
-    package: str | None = None
-    package_version: str | None = None
-    filename: str | None = None
-    sha256: str | None = None
-    size: int | None = None
+    suite: str | None = None
+    debs: tuple[DebPin, ...] = ()
     tag: str | None = None
 
     @property
-    def upstream(self) -> str:
-        """The upstream version without a disambiguating suffix ("6.1.192-1" -> "6.1.192")."""
-        return self.name.split("-", 1)[0]
+    def package(self) -> str | None:
+        """The package that names the kernel (the first .deb), or None."""
+        return self.debs[0].package if self.debs else None
 
     def sort_key(self) -> tuple:
-        # A suffixed name ("6.1.192-1") is the older package of a pair; the
-        # bare name is the newest by construction (see ci/update_catalog.py).
-        try:
-            v = Version(self.upstream)
-        except InvalidVersion:
-            v = Version("0")
-        return (v, self.name == self.upstream, self.name)
+        return kernel_order(self.name)
 
 
 @dataclass(frozen=True)
@@ -106,9 +98,6 @@ class LocalSpec:
 class Catalog:
     path: str
     entries: tuple[CatalogEntry, ...]
-
-    def names(self) -> list[str]:
-        return [e.name for e in self.entries]
 
     def get(self, name: str) -> CatalogEntry | None:
         for e in self.entries:
@@ -145,7 +134,10 @@ def load_catalog(path: str | os.PathLike | None = None) -> Catalog:
 def _validate(path: str, data: dict) -> list[CatalogEntry]:
     problems: list[str] = []
     if data.get("schema") != SCHEMA:
-        problems.append(f"expected `schema = {SCHEMA}` at the top, found {data.get('schema')!r}")
+        problems.append(
+            f"expected `schema = {SCHEMA}` at the top, found {data.get('schema')!r} (schema 2: Debian "
+            "entries list their packages in `debs`; regenerate them with ci/update_catalog.py --write)"
+        )
     tables = data.get("kernel", [])
     if not isinstance(tables, list) or not tables:
         problems.append("expected one or more [[kernel]] tables")
@@ -169,14 +161,11 @@ def _validate(path: str, data: dict) -> list[CatalogEntry]:
         if unknown:
             problems.append(f"{where}: unknown field(s) {', '.join(unknown)}")
             continue
-        wrong = [k for k, v in t.items() if k != "size" and not isinstance(v, str)]
-        if "size" in t and (not isinstance(t["size"], int) or t["size"] <= 0):
-            wrong.append("size")
+        wrong = [k for k, v in t.items() if k != "debs" and not isinstance(v, str)]
         if wrong:
-            problems.append(
-                f"{where}: wrong type for {', '.join(wrong)} (size is a positive integer, the rest strings)"
-            )
+            problems.append(f"{where}: wrong type for {', '.join(wrong)} (strings expected)")
             continue
+        debs = _debs(where, t["debs"], problems) if "debs" in t else ()
         if not _NAME.match(t["name"]):
             problems.append(
                 f"{where}: name must start with a digit and contain only letters, digits and . + -"
@@ -184,10 +173,8 @@ def _validate(path: str, data: dict) -> list[CatalogEntry]:
         if t["name"] in seen:
             problems.append(f"{where}: duplicate name {t['name']!r}")
         seen.add(t["name"])
-        if "sha256" in t and not _SHA256.match(t["sha256"]):
-            problems.append(f"{where}: sha256 must be 64 lowercase hex digits")
-        t = {k: v for k, v in t.items() if k != "comment"}
-        entries.append(CatalogEntry(**t))
+        fields = {k: v for k, v in t.items() if k not in ("comment", "debs")}
+        entries.append(CatalogEntry(**fields, debs=debs))
     if problems:
         raise KernelError(
             f"kernel catalog {path} is malformed:\n  "
@@ -195,6 +182,30 @@ def _validate(path: str, data: dict) -> list[CatalogEntry]:
             + "\nfix these entries (see the comments at the top of kernels/catalog.toml)"
         )
     return entries
+
+
+def _debs(where: str, value, problems: list[str]) -> tuple[DebPin, ...]:
+    if not isinstance(value, list) or not value:
+        problems.append(f"{where}: debs must be a non-empty array of tables")
+        return ()
+    out = []
+    for j, d in enumerate(value, 1):
+        here = f"{where}: debs #{j}"
+        if not isinstance(d, dict) or set(d) != set(_DEB_FIELDS):
+            problems.append(f"{here}: needs exactly the fields {', '.join(_DEB_FIELDS)}")
+            continue
+        if (
+            not isinstance(d["size"], int)
+            or d["size"] <= 0
+            or not all(isinstance(d[k], str) for k in _DEB_FIELDS if k != "size")
+        ):
+            problems.append(f"{here}: size is a positive integer, the rest strings")
+            continue
+        if not _SHA256.match(d["sha256"]):
+            problems.append(f"{here}: sha256 must be 64 lowercase hex digits")
+            continue
+        out.append(DebPin(**d))
+    return tuple(out)
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -209,6 +220,19 @@ def _unknown(spec: str, catalog: Catalog) -> KernelError:
     )
 
 
+def split_source(spec: str) -> tuple[str | None, str]:
+    """ "mainline:6.8" -> ("ubuntu-mainline", "6.8"); "6.8" -> (None, "6.8")."""
+    prefix, sep, rest = spec.partition(":")
+    if not sep:
+        return None, spec
+    if prefix not in PREFIXES:
+        raise KernelError(
+            f"unknown kernel source {prefix!r} in {spec!r}; use one of "
+            f"{', '.join(p + ':' for p in PREFIXES)} followed by a name or series, e.g. debian:6.12"
+        )
+    return PREFIXES[prefix], rest
+
+
 def resolve_spec(spec: str, catalog: Catalog | None = None) -> CatalogEntry | LocalSpec:
     """Map a --kernel value to a catalog entry or a local kernel; raise KernelError otherwise."""
     spec = spec.strip()
@@ -217,16 +241,30 @@ def resolve_spec(spec: str, catalog: Catalog | None = None) -> CatalogEntry | Lo
     if _looks_like_path(spec):
         return local_spec(Path(spec).expanduser())
     catalog = catalog or load_catalog()
-    name = spec[1:] if spec[:1] == "v" and spec[1:2].isdigit() else spec
-    exact = catalog.get(name)
-    if exact:
-        return exact
-    series = [e for e in catalog.entries if e.series == name]
-    if series:
-        return max(series, key=CatalogEntry.sort_key)
-    if os.path.exists(spec):
+    source, rest = split_source(spec)
+    name = rest[1:] if rest[:1] == "v" and rest[1:2].isdigit() else rest
+    entries = [e for e in catalog.entries if source in (None, e.source)]
+    # A series first: "5.10" is the newest Debian 5.10.y, even though the
+    # mainline build of v5.10 is also named "5.10" (reach it as mainline:5.10).
+    for preferred in PREFERENCE:
+        series = [e for e in entries if e.series == name and e.source == preferred]
+        if series:
+            return max(series, key=CatalogEntry.sort_key)
+    for e in entries:
+        if e.name == name:
+            return e
+    if source is None and os.path.exists(spec):
         return local_spec(Path(spec))
     raise _unknown(spec, catalog)
+
+
+def spec_for(entry: CatalogEntry, catalog: Catalog) -> str:
+    """The shortest --kernel value that selects exactly this entry: its name, or
+    "mainline:5.10" where the bare name is also a series another source wins."""
+    if resolve_spec(entry.name, catalog) == entry:
+        return entry.name
+    prefix = next(p for p, source in PREFIXES.items() if source == entry.source)
+    return f"{prefix}:{entry.name}"
 
 
 def local_spec(path: Path) -> LocalSpec:

@@ -1,116 +1,88 @@
-"""Fetch a pinned Debian kernel package: through the host's apt when it knows the package, else from an HTTP mirror."""
+"""Fetch a pinned Debian kernel from the archive, without the host's apt: signed index, Packages entry, pin.
+
+For each .deb of a catalog entry: the suite's InRelease must verify and
+list the Packages index (kernels/archive.py); the Packages stanza for the
+pinned package and version must agree with the catalog's filename, sha256
+and size; the downloaded file must have that sha256 and size. Any mismatch
+discards the file and says which link of the chain broke.
+"""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
-from . import apt, http
-from .catalog import CatalogEntry
+from . import aptsources, archive, http
+from .cache import default_root
+from .catalog import CatalogEntry, DebPin
 from .errors import ArchiveUnreachable, KernelError
-from .kernel import sha256_file
 from .source import Downloaded
 
-MIRROR_ENV = "HARNESS_DEBIAN_MIRROR"
-
-
-def mirrors(explicit: str | None = None) -> list[str]:
-    """Base URLs (the directory that holds pool/), in the order to try.
-
-    Several may be given, separated by spaces or commas: files under
-    pool/updates/ are only in the security archive, the rest in the main one.
-    """
-    value = explicit if explicit is not None else os.environ.get(MIRROR_ENV, "")
-    return [m.rstrip("/") for m in re.split(r"[\s,]+", value) if m]
+REFRESH = "python ci/update_catalog.py --write"
 
 
 class DebianSource:
-    kind = "debian"
-
-    def __init__(self, mirror: str | None = None, *, use_apt: bool = True):
-        self.mirrors = mirrors(mirror)
-        self.use_apt = use_apt
+    def __init__(
+        self, mirror: str | None = None, *, keyring: str | None = None, cache_root: Path | None = None
+    ):
+        self.mirror = mirror
+        self.keyring = keyring
+        self.cache_root = cache_root
 
     def download(self, entry: CatalogEntry, dest: Path, *, progress: bool) -> Downloaded:
+        assert entry.suite is not None, "the catalog loader requires a suite for Debian entries"
         dest.mkdir(parents=True, exist_ok=True)
-        pin = (entry.package, entry.package_version)
-        apt_error = None
-        if self.use_apt and pin in apt.known([pin]):
-            try:
-                deb, origin = self._apt_get(entry, dest, progress)
-            except KernelError as e:
-                if not self.mirrors:
-                    raise
-                apt_error = e
-                if progress:
-                    print(f"{e}\ntrying the mirror(s) in {MIRROR_ENV}", file=sys.stderr)
-            else:
-                return self._verified(entry, deb, origin)
-        if not self.mirrors:
-            raise KernelError(
-                f"cannot fetch kernel {entry.name} ({entry.package}={entry.package_version}): this "
-                f"host's apt does not list that package and no Debian mirror is configured; set "
-                f"{MIRROR_ENV} to the base URL of a Debian archive (the directory that holds pool/; "
-                "add the security archive too for pool/updates/ files) or pass --debian-mirror"
+        urls = aptsources.for_suite(entry.suite, aptsources.bases(self.mirror))
+        try:
+            index = archive.SuiteIndex.load(
+                entry.suite,
+                urls,
+                self.cache_root or default_root(),
+                ring=archive.keyring(self.keyring),
+                progress=progress,
             )
-        deb, origin = self._http(entry, dest, progress, apt_error)
-        return self._verified(entry, deb, origin)
-
-    def _apt_get(self, entry: CatalogEntry, dest: Path, progress: bool) -> tuple[Path, str]:
-        cmd = ["apt-get", "download", "-q"]
-        if os.geteuid() == 0:
-            # apt drops to the _apt user, which cannot write our temp dir and warns.
-            cmd += ["-o", "APT::Sandbox::User=root"]
-        spec = f"{entry.package}={entry.package_version}"
-        if progress:
-            print(f"fetching {spec} with apt-get download", file=sys.stderr, flush=True)
-        r = subprocess.run(cmd + [spec], cwd=dest, capture_output=True, text=True)
-        debs = sorted(dest.glob("*.deb"))
-        if r.returncode != 0 or len(debs) != 1:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
-            for d in debs:
-                d.unlink()
-            raise KernelError(
-                f"apt-get download {spec} failed (exit {r.returncode}): {' / '.join(tail)}; "
-                f"check the network and `apt-get update`, or set {MIRROR_ENV}"
-            )
-        return debs[0], f"apt: {spec}"
-
-    def _http(self, entry: CatalogEntry, dest: Path, progress: bool, apt_error) -> tuple[Path, str]:
-        target = dest / Path(entry.filename).name
-        s = http.session()
-        tried = []
-        unreachable = []
-        for base in self.mirrors:
-            url = f"{base}/{entry.filename}"
-            try:
-                # Hashes are checked in _verified, after the whole file is here.
-                http.download(s, url, target, size=entry.size, progress=progress)
-                return target, url
-            except http.NotFound:
-                tried.append(url)
-            except ArchiveUnreachable as e:
-                unreachable.append(str(e))
-        if unreachable and not tried:
+        except ArchiveUnreachable as e:
             raise ArchiveUnreachable(
-                f"the Debian mirror(s) in {MIRROR_ENV} are unreachable: {'; '.join(unreachable)}"
+                f"cannot fetch kernel {entry.name}: {e}; set {aptsources.MIRROR_ENV} or --debian-mirror "
+                "to a reachable Debian archive"
+            ) from None
+        s = http.session()
+        debs, sums = [], {}
+        for pin in entry.debs:
+            _check_pin(entry, pin, index)
+            target = dest / Path(pin.filename).name
+            http.download(
+                s, f"{index.base}/{pin.filename}", target, sha256=pin.sha256, size=pin.size, progress=progress
             )
-        raise KernelError(
-            f"no configured Debian mirror has {entry.filename} (tried {', '.join(tried + unreachable)}); "
-            f"set {MIRROR_ENV} to a mirror that carries it (pool/updates/ files are in the security archive)"
-            + (f"; apt also failed: {apt_error}" if apt_error else "")
-        )
+            if progress:
+                print(
+                    f"verified {target.name}: sha256 and size match the signed index and the catalog pin",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            debs.append(target)
+            sums[target.name] = pin.sha256
+        return Downloaded(debs, sums, f"{index.base} {entry.suite}")
 
-    def _verified(self, entry: CatalogEntry, deb: Path, origin: str) -> Downloaded:
-        digest = sha256_file(deb)
-        if digest != entry.sha256:
-            deb.unlink()
-            raise KernelError(
-                f"checksum mismatch for {deb.name} from {origin}: the catalog pins sha256 "
-                f"{entry.sha256}, the file has {digest}; it was discarded. If Debian rebuilt the "
-                "package, regenerate the catalog with ci/update_catalog.py; otherwise use another mirror"
-            )
-        return Downloaded([deb], {deb.name: digest}, origin)
+
+def _check_pin(entry: CatalogEntry, pin: DebPin, index: archive.SuiteIndex) -> None:
+    stanza = index.find(pin.package, pin.version)
+    if stanza is None:
+        carried = ", ".join(s["Version"] for s in index.packages.get(pin.package, [])) or "no version"
+        raise KernelError(
+            f"kernel {entry.name}: {entry.suite} at {index.base} no longer carries {pin.package} "
+            f"{pin.version} (it has {carried}; sid and the backports drop old versions). Refresh the "
+            f"catalog with `{REFRESH}` and pick a kernel it lists (--kernel {entry.series} is the newest "
+            "of the series); a copy already in the kernel cache still boots"
+        )
+    listed = {"filename": stanza["Filename"], "sha256": stanza["SHA256"], "size": int(stanza["Size"])}
+    pinned = {"filename": pin.filename, "sha256": pin.sha256, "size": pin.size}
+    if listed != pinned:
+        diff = "; ".join(
+            f"{k}: index {listed[k]}, catalog {pinned[k]}" for k in listed if listed[k] != pinned[k]
+        )
+        raise KernelError(
+            f"kernel {entry.name}: the signed {entry.suite} index at {index.base} lists {pin.package} "
+            f"{pin.version} differently from the catalog ({diff}); nothing was downloaded. If Debian "
+            f"rebuilt the package, refresh the catalog with `{REFRESH}`"
+        )

@@ -74,6 +74,11 @@ def get_text(s: requests.Session, url: str) -> str:
     return r.text
 
 
+def get_bytes(s: requests.Session, url: str) -> bytes:
+    r = _get(s, url, stream=False)
+    return r.content
+
+
 def download(
     s: requests.Session,
     url: str,
@@ -90,7 +95,7 @@ def download(
     only cover the request, not the body); a checksum or size mismatch
     deletes dest and raises.
     """
-    last: Exception | None = None
+    last: Exception = KernelError("no attempt made")
     for attempt in range(1, attempts + 1):
         try:
             digest, got = _stream(s, url, dest, size, progress)
@@ -128,7 +133,7 @@ def _stream(s, url, dest, size, progress) -> tuple[str, int]:
     got = 0
     with _get(s, url, stream=True) as r:
         total = size or int(r.headers.get("Content-Length") or 0) or None
-        with _Progress(url, dest.name, total, progress) as bar, open(dest, "wb") as f:
+        with _Progress(url, url.rsplit("/", 1)[-1], total, progress) as bar, open(dest, "wb") as f:
             for chunk in r.iter_content(CHUNK):
                 f.write(chunk)
                 h.update(chunk)

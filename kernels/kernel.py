@@ -20,7 +20,7 @@ class Kernel:
     source   "debian", "ubuntu-mainline", "local" or "build"
     sha256   of the image file
     package  the .deb the image came from, or None
-    origin   for humans: "apt: pkg=ver", a URL, or the path given
+    origin   for humans: "<archive URL> <suite>", a mainline URL, or the path given
     """
 
     name: str

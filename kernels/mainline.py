@@ -61,8 +61,6 @@ def pick(checksums: dict[str, str]) -> list[str]:
 
 
 class MainlineSource:
-    kind = "ubuntu-mainline"
-
     def __init__(self, base: str | None = None):
         self.base = base_url(base)
 
@@ -89,6 +87,7 @@ class MainlineSource:
         )
 
     def download(self, entry: CatalogEntry, dest: Path, *, progress: bool) -> Downloaded:
+        assert entry.tag is not None, "the catalog loader requires a tag for mainline entries"
         dest.mkdir(parents=True, exist_ok=True)
         s = http.session()
         where, sums = self.checksums(entry.tag, s)

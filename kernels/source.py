@@ -1,8 +1,8 @@
 """The seam between the cache and the places kernels come from: one Protocol, one class per archive.
 
 A source turns a catalog entry into verified package files in a directory;
-the cache extracts them. Implementations: debian.DebianSource (apt or an
-HTTP mirror), mainline.MainlineSource (kernel.ubuntu.com or a mirror).
+the cache extracts them. Implementations: debian.DebianSource (a Debian
+archive, checked against its signed indexes), mainline.MainlineSource (kernel.ubuntu.com or a mirror).
 Local images and built trees (local.py, build.py) are used in place and
 never pass through here.
 """
@@ -23,12 +23,10 @@ class Downloaded:
 
     debs: list[Path]
     sha256: dict[str, str] = field(default_factory=dict)  # file name -> sha256
-    origin: str = ""  # for humans: "apt: pkg=ver", a URL
+    origin: str = ""  # for humans: "<archive URL> <suite>", a mainline URL
 
 
 class KernelSource(Protocol):
-    kind: str  # the catalog `source` value this class serves, e.g. "debian"
-
     def download(self, entry: CatalogEntry, dest: Path, *, progress: bool) -> Downloaded:
         """Put the entry's verified .deb files in dest (an empty directory) or raise KernelError."""
         ...

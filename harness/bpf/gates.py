@@ -48,7 +48,10 @@ MAP_TYPES: dict[str, tuple[str, str]] = {
     "SK_STORAGE": ("5.2", "CONFIG_NET"),
     "RINGBUF": ("5.8", "CONFIG_BPF_SYSCALL"),
     "TASK_STORAGE": ("5.11", "CONFIG_BPF_SYSCALL"),
+    # 9330986c0300 "bpf: Add bloom filter map implementation", v5.16; Debian's
+    # 5.10.262 refuses it with EINVAL (measured under this harness).
     "BLOOM_FILTER": ("5.16", "CONFIG_BPF_SYSCALL"),
+    # 583c1f420173 "bpf: Define new BPF_MAP_TYPE_USER_RINGBUF map type", v6.1.
     "USER_RINGBUF": ("6.1", "CONFIG_BPF_SYSCALL"),
     "CGRP_STORAGE": ("6.2", "CONFIG_CGROUPS and CONFIG_DEBUG_INFO_BTF"),
     "ARENA": ("6.9", "CONFIG_BPF_SYSCALL, CONFIG_MMU, x86-64/arm64 JIT"),

@@ -31,7 +31,13 @@ def register(subparsers) -> None:
     fetch.add_argument(
         "--debian-mirror",
         metavar="URL",
-        help="Debian archive base URL(s) for when apt cannot fetch (default: $HARNESS_DEBIAN_MIRROR)",
+        help="Debian archive base URL(s), space-separated, main and security archive (default: "
+        "$HARNESS_DEBIAN_MIRROR, else the Debian archives the host's apt sources list)",
+    )
+    fetch.add_argument(
+        "--debian-keyring",
+        metavar="FILE",
+        help="keyring that signs the archive (default: $HARNESS_DEBIAN_KEYRING, else debian-archive-keyring's)",
     )
     fetch.add_argument(
         "--mainline-mirror",
@@ -68,11 +74,23 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = kernels.available()
     except KernelError as e:
         return _fail(e)
-    table = Table(title="kernels (pytest --kernel NAME, or a series such as 6.12 for its newest)")
-    for col in ("name", "series", "source", "release", "cached"):
+    table = Table(
+        title="kernels (pytest --kernel NAME, or a series such as 6.12: the entry marked in `series`)",
+        caption="A series several sources have goes to the first of: "
+        + ", ".join(kernels.PREFERENCE)
+        + "; choose another with a prefix: mainline:5.10, debian:6.12",
+    )
+    for col in ("name", "series", "source", "suite", "release", "cached"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.name, r.series, r.source, r.release or "-", "yes" if r.cached else "no")
+        table.add_row(
+            r.name,
+            f"{r.series} *" if r.default else r.series,
+            r.source,
+            r.suite or "-",
+            r.release or "-",
+            "yes" if r.cached else "no",
+        )
     Console().print(table)
     return 0
 
@@ -86,12 +104,15 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 force=args.force,
                 progress=not args.quiet,
                 debian_mirror=args.debian_mirror,
+                debian_keyring=args.debian_keyring,
                 mainline_mirror=args.mainline_mirror,
             )
         except KernelError as e:
             status = _fail(e)
             continue
-        print(f"{k.name}: {k.image} ({k.source}, {k.release})")
+        print(
+            f"{k.name}: {k.image} ({k.source}, {k.release}; image sha256 {k.sha256[:16]}..., from {k.origin})"
+        )
     return status
 
 

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from harness import ids
 from harness.report import records
-from harness.report.matrix import kernel_order
+from harness.versions import kernel_order
 
 
 class BisectError(Exception):
@@ -137,19 +137,42 @@ def bisect_catalog(
     bisect between two Debian kernels does not wander into mainline builds a
     Debian-only machine cannot fetch.
     """
+    specs: dict[str, str] = {}
     if names is None:
-        from harness.kernels.catalog import load_catalog  # noqa: PLC0415 - keep import light
+        from harness.kernels import catalog as kc  # noqa: PLC0415 - keep import light
 
-        entries = load_catalog().entries
+        cat = kc.load_catalog()
+        good, bad = (_catalog_name(x, cat) for x in (good, bad))
+        entries = cat.entries
         by_name = {e.name: e.source for e in entries}
         if source is None and by_name.get(good) and by_name.get(good) == by_name.get(bad):
             source = by_name[good]
-        names = [
-            e.name for e in entries if source in (None, "any") or e.source == source or e.name in (good, bad)
+        chosen = [
+            e for e in entries if source in (None, "any") or e.source == source or e.name in (good, bad)
         ]
+        names = [e.name for e in chosen]
+        # "5.10" is Debian's series and the mainline build's name: each step names its kernel unambiguously.
+        specs = {e.name: kc.spec_for(e, cat) for e in chosen}
     case = strip_kernel(case, names)
     targets = catalog_range(good, bad, names)
-    return bisect_list(targets, lambda k: run(k, k, ids.with_kernel(case, k)), on_step, good_outcome)
+    return bisect_list(
+        targets,
+        lambda k: run(specs.get(k, k), k, ids.with_kernel(case, k)),
+        on_step,
+        good_outcome,
+    )
+
+
+def _catalog_name(spec: str, catalog) -> str:
+    """An exact catalog name for --good/--bad: "5.10" -> the entry --kernel 5.10 boots; unknown specs stay as typed."""
+    from harness.kernels import KernelError  # noqa: PLC0415 - keep import light
+    from harness.kernels import catalog as kc  # noqa: PLC0415
+
+    try:
+        entry = kc.resolve_spec(spec, catalog)
+    except KernelError:
+        return spec  # catalog_range says what is wrong, listing the names
+    return entry.name if isinstance(entry, kc.CatalogEntry) else spec
 
 
 def strip_kernel(nodeid: str, names: list[str]) -> str:

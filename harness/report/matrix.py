@@ -13,9 +13,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from packaging.version import InvalidVersion, Version
-
 from harness.report.records import BAD, LETTERS, OUTCOMES, CaseRecord, KernelRecord, RunRecord
+from harness.versions import kernel_order
 
 FAILING = frozenset({"failed", "error", "vm-lost"})
 # What was fine before: a change from one of these to FAILING is a regression.
@@ -54,16 +53,6 @@ class Matrix:
             c: {k.name: self.cells[(c, k.name)].outcome for k in self.kernels if (c, k.name) in self.cells}
             for c in self.cases
         }
-
-
-def kernel_order(name: str) -> tuple:
-    """Version order across series (6.1.192 < 6.12.107); a suffixed Debian
-    name ("6.1.192-1") is the older package of its pair, as in the catalog."""
-    upstream = name.split("-", 1)[0].split("+", 1)[0]
-    try:
-        return (0, Version(upstream), name == upstream, name)
-    except InvalidVersion:
-        return (1, Version("0"), False, name)
 
 
 def _worse(a: CaseRecord, b: CaseRecord) -> CaseRecord:

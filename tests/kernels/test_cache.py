@@ -1,4 +1,4 @@
-"""The kernel cache with real Debian packages: apt and HTTP-mirror fetches, verification, damage, permissions, the CLI."""
+"""The kernel cache with a real Debian package: damage, permissions, read-only use, the CLI."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness.kernels import KernelError, available, resolve
+from harness.kernels import KernelError, resolve
 from harness.kernels.cache import Cache
-from harness.kernels.catalog import CatalogEntry, load_catalog
+from harness.kernels.catalog import load_catalog
 from harness.kernels.debian import DebianSource
 
 from tests.kernels.testlib import (
@@ -22,31 +22,12 @@ from tests.kernels.testlib import (
     catalog_entry,
     debian_table,
     leftovers,
-    real_deb,
+    real_suite,
     sha256,
     write_catalog,
 )
 
 ENTRY = catalog_entry()
-
-
-def _apt_knows(entry) -> bool:
-    if shutil.which("apt-cache") is None:
-        return False
-    out = subprocess.run(
-        ["apt-cache", "show", f"{entry.package}={entry.package_version}"], capture_output=True, text=True
-    ).stdout
-    return bool(out.strip())
-
-
-needs_apt = pytest.mark.skipif(
-    not _apt_knows(ENTRY), reason=f"this host's apt does not list {ENTRY.package}={ENTRY.package_version}"
-)
-
-
-@pytest.fixture
-def deb(tmp_path_factory):
-    return real_deb(tmp_path_factory)
 
 
 @pytest.fixture
@@ -67,69 +48,17 @@ def _snapshot(root: Path) -> list[tuple[str, int, int]]:
     return out
 
 
-# --- Debian through an HTTP mirror -----------------------------------------
-
-
-def test_debian_mirror_fetch_tries_mirrors_in_order(cache_dir, deb):
+@pytest.fixture
+def served(tmp_path_factory, monkeypatch):
+    """The real archive files of DEB_NAME behind a local server named by HARNESS_DEBIAN_MIRROR."""
+    real = real_suite(tmp_path_factory)
     with Archive() as a:
-        # The first base lacks the file (as the main archive lacks pool/updates/), the second has it.
-        a.files[f"/security/{ENTRY.filename}"] = deb
-        src = DebianSource(f"{a.url}/main {a.url}/security", use_apt=False)
-        e = Cache().install(ENTRY, src, progress=False)
-        assert a.hits[f"/main/{ENTRY.filename}"] == 1 and a.hits[f"/security/{ENTRY.filename}"] == 1
-    assert e.dir == cache_dir / DEB_NAME
-    assert e.image == cache_dir / DEB_NAME / "boot" / f"vmlinuz-{ENTRY.release}"
-    assert (e.dir / "lib" / "modules" / ENTRY.release / "modules.dep").stat().st_size > 0
-    assert (e.dir / "lib" / "modules" / ENTRY.release / "kernel" / "fs" / "9p").is_dir()
-    meta = json.loads((e.dir / "meta.json").read_text())
-    assert meta["debs"] == {Path(ENTRY.filename).name: ENTRY.sha256}
-    assert meta["origin"] == f"{a.url}/security/{ENTRY.filename}"
-    assert meta["package"] == ENTRY.package and meta["image_sha256"] == sha256(e.image)
-    assert leftovers(cache_dir) == []
+        a.files.update(real.files)
+        monkeypatch.setenv("HARNESS_DEBIAN_MIRROR", a.url)
+        yield a
 
 
-def test_debian_mirror_corrupt_file_is_rejected(cache_dir, deb):
-    with Archive() as a:
-        a.files[f"/d/{ENTRY.filename}"] = deb
-        a.modes[f"/d/{ENTRY.filename}"] = "corrupt"
-        with pytest.raises(KernelError, match="checksum mismatch.*catalog pins sha256"):
-            Cache().install(ENTRY, DebianSource(f"{a.url}/d", use_apt=False), progress=False)
-    assert not (cache_dir / DEB_NAME).exists()
-    assert leftovers(cache_dir) == []
-
-
-def test_debian_without_apt_or_mirror_says_what_to_set(cache_dir, monkeypatch):
-    monkeypatch.delenv("HARNESS_DEBIAN_MIRROR", raising=False)
-    unknown = CatalogEntry(**{**debian_table(), "package": "linux-image-0.0.0-0-amd64-unsigned"})
-    with pytest.raises(KernelError, match="set HARNESS_DEBIAN_MIRROR") as e:
-        Cache().install(unknown, DebianSource(), progress=False)
-    assert "does not list that package" in str(e.value)
-    assert leftovers(cache_dir) == []
-
-
-# --- Debian through apt, the normal path here ------------------------------
-
-
-@needs_apt
-def test_apt_fetch_then_cached_resolve_needs_no_network(cache_dir, monkeypatch):
-    k = resolve(DEB_NAME, progress=False)
-    assert (k.name, k.release, k.source, k.package) == (DEB_NAME, ENTRY.release, "debian", ENTRY.package)
-    assert k.origin == f"apt: {ENTRY.package}={ENTRY.package_version}"
-    assert k.image.is_file() and sha256(k.image) == k.sha256
-
-    def no_network(*a, **kw):
-        raise AssertionError("a cached kernel must not need apt or HTTP")
-
-    monkeypatch.setattr("harness.kernels.apt.known", no_network)
-    monkeypatch.setattr("harness.kernels.http.session", no_network)
-    monkeypatch.setattr("subprocess.run", no_network)
-    assert resolve(DEB_NAME) == k
-    assert resolve(ENTRY.series) == k  # "6.1" -> newest 6.1 in this one-entry catalog
-    assert [(r.name, r.cached) for r in available()] == [(DEB_NAME, True)]
-
-
-@needs_apt
-def test_damaged_cache_entry_is_detected_and_force_repairs_it(cache_dir):
+def test_damaged_cache_entry_is_detected_and_force_repairs_it(cache_dir, served):
     k = resolve(DEB_NAME, progress=False)
     with open(k.image, "r+b") as f:
         f.seek(4096)
@@ -155,7 +84,7 @@ def test_cache_path_is_a_file(tmp_path, monkeypatch):
     f.write_text("not a dir")
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(f / "kernels"))
     with pytest.raises(KernelError, match="HARNESS_CACHE_DIR") as e:
-        Cache().install(ENTRY, DebianSource(use_apt=False), progress=False)
+        Cache().install(ENTRY, DebianSource(), progress=False)
     assert str(f) in str(e.value) and "not writable" in str(e.value)
     assert f.read_text() == "not a dir"
 
@@ -269,24 +198,34 @@ def _cli(*args, env=None):
 def test_cli_unknown_kernel_exits_nonzero_without_traceback(tmp_path):
     r = _cli("kernels", "fetch", "9.99", env={"HARNESS_CACHE_DIR": str(tmp_path)})
     assert r.returncode == 1
-    assert r.stderr.startswith("error: kernel 9.99 is not in the catalog; available: 6.1.170")
+    assert r.stderr.startswith("error: kernel 9.99 is not in the catalog; available: 5.10.251")
     assert "Traceback" not in r.stderr
 
 
-def test_cli_list_shows_catalog_and_cached_flag(tmp_path):
-    r = _cli("kernels", "list", env={"HARNESS_CACHE_DIR": str(tmp_path), "COLUMNS": "200"})
+def test_cli_list_shows_catalog_suite_cached_flag_and_series_choice(tmp_path):
+    r = _cli("kernels", "list", env={"HARNESS_CACHE_DIR": str(tmp_path), "COLUMNS": "220"})
     assert r.returncode == 0, r.stderr
-    rows = {line.split("│")[1].strip(): line for line in r.stdout.splitlines() if line.count("│") >= 5}
+    rows = {line.split("│")[1].strip(): line for line in r.stdout.splitlines() if line.count("│") >= 6}
     assert len(rows) == len(load_catalog(REPO / "kernels" / "catalog.toml").entries)
-    assert "6.1.0-47-amd64" in rows["6.1.170"] and " no " in rows["6.1.170"]
+    assert "5.10.0-46-amd64" in rows["5.10.262"] and "bullseye-security" in rows["5.10.262"]
+    assert " no " in rows["5.10.262"]
     assert "ubuntu-mainline" in rows["6.8"]
+    # the rule for a series both sources have is shown: 5.10 picks Debian's newest
+    assert "5.10 *" in rows["5.10.262"] and "5.10 *" not in rows["5.10"] and "5.10 *" not in rows["5.10.259"]
+    assert "debian, ubuntu-mainline" in r.stdout and "mainline:5.10" in r.stdout
+    # version order: 5.10.x before 6.1.x before 6.12.x before 7.x
+    names = list(rows)
+    assert names.index("5.10.262") < names.index("6.1.170") < names.index("6.12.117") < names.index("7.3.4")
 
 
-@needs_apt
-def test_cli_fetch_prefetches(cache_dir):
-    r = _cli("kernels", "fetch", "-q", DEB_NAME)
+def test_cli_fetch_shows_verification_then_the_kernel(cache_dir, served):
+    r = _cli("kernels", "fetch", DEB_NAME)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"{DEB_NAME}: {cache_dir / DEB_NAME / 'boot'}")
-    r = _cli("kernels", "list", env={"COLUMNS": "200"})
+    assert (
+        "InRelease signed by a key in" in r.stderr
+        and "match the signed index and the catalog pin" in r.stderr
+    )
+    r = _cli("kernels", "list", env={"COLUMNS": "220"})
     line = next(x for x in r.stdout.splitlines() if f" {DEB_NAME} " in x)
     assert " yes " in line

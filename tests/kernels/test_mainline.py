@@ -26,7 +26,7 @@ from tests.kernels.testlib import (
     write_catalog,
 )
 
-RELEASE = "6.1.0-47-amd64"  # what the served package really contains
+RELEASE = catalog_entry().release  # what the served package (a real Debian one) really contains
 DEB_PATH = f"/v6.8/amd64/{MAINLINE_DEB}"
 
 
@@ -188,12 +188,7 @@ def test_unreachable_archive_fails_fast_and_lists_alternatives(env, monkeypatch)
     msg = str(e.value)
     assert elapsed < 10, f"took {elapsed:.1f} s"
     assert "Ubuntu mainline archive" in msg and "unreachable" in msg
-    assert "available without that archive" in msg
-    e170 = catalog_entry()
-    if subprocess.run(
-        ["apt-cache", "show", f"{e170.package}={e170.package_version}"], capture_output=True, text=True
-    ).stdout.strip():
-        assert "through this host's apt: 6.1.170" in msg
+    assert "no other kernel is available offline: nothing is in the kernel cache" in msg
     assert not (env / "6.8").exists() and leftovers(env) == []
 
 

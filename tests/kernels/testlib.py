@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
-import subprocess
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
+from debian import deb822
+from harness.kernels import KernelError, aptsources
+from harness.kernels.archive import PACKAGES
 from harness.kernels.catalog import load_catalog
 from harness.kernels.kernel import sha256_file as sha256  # noqa: F401 - re-exported to the tests
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = os.environ.get("HARNESS_TEST_PYTHON") or __import__("sys").executable
 
-# The smallest generic kernel in the catalog (about 70 MB).
-DEB_NAME = "6.1.170"
+# The smallest generic kernel in the catalog (57 MB, one .deb) and a 7.x one (split layout).
+DEB_NAME = "5.10.262"
+SPLIT_NAME = "7.3.4"
 MAINLINE_DEB = "linux-image-unsigned-6.8.0-060800-generic_6.8.0-060800.202403131158_amd64.deb"
 
-_deb_cache: dict[str, Path] = {}
+_real: dict[str, RealSuite] = {}
 
 
 def catalog_entry(name: str = DEB_NAME):
@@ -31,27 +35,90 @@ def catalog_entry(name: str = DEB_NAME):
     return packaged.get(name)
 
 
+@dataclass
+class RealSuite:
+    """Copies of a suite's real InRelease and Packages index and of one kernel's real .debs.
+
+    files: URL path under an archive root -> local file, ready for Archive."""
+
+    suite: str
+    files: dict[str, Path]
+    debs: list[Path]
+
+    @property
+    def inrelease(self) -> str:
+        return f"/dists/{self.suite}/InRelease"
+
+    @property
+    def packages(self) -> str:
+        return f"/dists/{self.suite}/{PACKAGES}"
+
+
+def real_suite(tmp_path_factory, name: str = DEB_NAME) -> RealSuite:
+    """Download, once per session, the real archive files a catalog kernel needs.
+
+    From the Debian archive this host's apt sources (or HARNESS_DEBIAN_MIRROR)
+    name, as plain copies: checking them is the code under test's job."""
+    if name in _real:
+        return _real[name]
+    e = catalog_entry(name)
+    try:
+        urls = aptsources.for_suite(e.suite, aptsources.bases())
+    except KernelError as err:
+        pytest.skip(f"needs the Debian archive to copy real index files from: {err}")
+    d = tmp_path_factory.mktemp(f"archive-{name}")
+    s = requests.Session()
+    for base in urls:
+        try:
+            r = s.get(f"{base}/dists/{e.suite}/InRelease", timeout=30)
+        except requests.RequestException as err:
+            pytest.skip(f"the Debian archive {base} is unreachable from here: {err}")
+        if r.status_code == 200:
+            break
+    else:
+        pytest.skip(f"no configured Debian archive serves {e.suite} ({', '.join(urls)})")
+    files = {}
+
+    def copy(path: str, data: bytes | None = None) -> Path:
+        local = d / Path(path).name
+        if data is None:
+            with s.get(base + path, stream=True, timeout=30) as got:
+                got.raise_for_status()
+                with open(local, "wb") as f:
+                    for chunk in got.iter_content(1 << 20):
+                        f.write(chunk)
+        else:
+            local.write_bytes(data)
+        files[path] = local
+        return local
+
+    copy(f"/dists/{e.suite}/InRelease", r.content)
+    copy(f"/dists/{e.suite}/{PACKAGES}")
+    debs = [copy(f"/{pin.filename}") for pin in e.debs]
+    _real[name] = RealSuite(e.suite, files, debs)
+    return _real[name]
+
+
 def real_deb(tmp_path_factory) -> Path:
-    """Download the real Debian package once per test session (apt-get download)."""
-    if "deb" in _deb_cache:
-        return _deb_cache["deb"]
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        pytest.skip(
-            "needs apt-get and dpkg-deb (Debian/Ubuntu host) to fetch and unpack a real kernel package"
-        )
-    e = catalog_entry()
-    d = tmp_path_factory.mktemp("deb")
-    cmd = ["apt-get", "download", "-q"]
-    if os.geteuid() == 0:
-        cmd += ["-o", "APT::Sandbox::User=root"]
-    r = subprocess.run(cmd + [f"{e.package}={e.package_version}"], cwd=d, capture_output=True, text=True)
-    debs = list(d.glob("*.deb"))
-    if r.returncode != 0 or len(debs) != 1:
-        pytest.skip(
-            f"apt-get download {e.package}={e.package_version} failed here: {r.stderr.strip()[-300:]}"
-        )
-    _deb_cache["deb"] = debs[0]
-    return debs[0]
+    """The real .deb of DEB_NAME (one package: linux-image-5.10.0-*-amd64-unsigned)."""
+    return real_suite(tmp_path_factory).debs[0]
+
+
+def signed_text_offset(inrelease: Path) -> int:
+    """Where the "Date:" value starts: a byte inside the signed text of an InRelease file."""
+    return inrelease.read_bytes().index(b"\nDate: ") + len(b"\nDate: ")
+
+
+def flipped(src: Path, dest: Path, offset: int) -> Path:
+    """A copy of src with one byte changed at offset."""
+    data = bytearray(src.read_bytes())
+    data[offset] ^= 0x01
+    dest.write_bytes(bytes(data))
+    return dest
+
+
+def release_of(inrelease: Path) -> deb822.Release:
+    return deb822.Release(inrelease.read_bytes())
 
 
 class Archive:
@@ -134,32 +201,34 @@ def closed_port() -> int:
 
 
 def write_catalog(path: Path, tables: list[dict]) -> Path:
-    lines = ["schema = 1", ""]
+    """A catalog file (schema 2); a table's "debs" list becomes [[kernel.debs]] tables."""
+
+    def value(v):
+        return str(v) if isinstance(v, int) else f'"{v}"'
+
+    lines = ["schema = 2", ""]
     for t in tables:
         lines.append("[[kernel]]")
-        for k, v in t.items():
-            lines.append(f"{k} = {v}" if isinstance(v, int) else f'{k} = "{v}"')
+        lines += [f"{k} = {value(v)}" for k, v in t.items() if k != "debs"]
+        for d in t.get("debs", []):
+            lines.append("[[kernel.debs]]")
+            lines += [f"{k} = {value(v)}" for k, v in d.items()]
         lines.append("")
     path.write_text("\n".join(lines))
     return path
 
 
-def debian_table(name: str = DEB_NAME) -> dict:
-    e = catalog_entry(name)
-    return {
-        k: getattr(e, k)
-        for k in (
-            "name",
-            "series",
-            "source",
-            "package",
-            "package_version",
-            "release",
-            "filename",
-            "sha256",
-            "size",
-        )
-    }
+def debian_table(of: str = DEB_NAME, **changes) -> dict:
+    """The packaged catalog's entry `of` as a table; changes replace fields, deb_* fields the first .deb's."""
+    e = catalog_entry(of)
+    t = {k: getattr(e, k) for k in ("name", "series", "source", "suite", "release")}
+    t["debs"] = [dict(vars(p)) for p in e.debs]
+    for k, v in changes.items():
+        if k.startswith("deb_"):
+            t["debs"][0][k.removeprefix("deb_")] = v
+        else:
+            t[k] = v
+    return t
 
 
 def mainline_table(name: str = "6.8", release: str | None = None) -> dict:

@@ -14,6 +14,7 @@ import pytest
 from tests.kernels.testlib import (
     MAINLINE_DEB,
     Archive,
+    catalog_entry,
     checksums_text,
     closed_port,
     debian_table,
@@ -127,11 +128,11 @@ def test_unreachable_mainline_fails_fast_and_lists_alternatives(tmp_path, cache)
 
 @pytest.mark.vm
 def test_mainline_from_local_mirror_downloads_verifies_caches_and_boots(tmp_path, tmp_path_factory, cache):
-    """A local archive in the mainline layout serving a real kernel package (Debian's 6.1.170:
+    """A local archive in the mainline layout serving a real kernel package (a Debian one:
     Ubuntu's archive is unreachable here); the catalog's "6.8" points at it."""
     require_vm_host()
     deb = real_deb(tmp_path_factory)
-    release = "6.1.0-47-amd64"  # what the served package contains
+    release = catalog_entry().release  # what the served package contains
     catalog = write_catalog(tmp_path / "catalog.toml", [debian_table(), mainline_table("6.8", release)])
     with Archive() as archive:
         archive.files[f"/v6.8/amd64/{MAINLINE_DEB}"] = deb

@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness.kernels.catalog import load_catalog
 
 from harness.report import bisect
 from harness.report.bisect import BisectError, StepResult
+from harness.versions import kernel_order
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = [
@@ -95,12 +97,25 @@ def test_node_id_may_carry_a_kernel_and_params_keep_their_place():
 
 
 def test_real_catalog_stays_within_the_source_of_both_ends(monkeypatch):
-    fake = Fake(_series_change("6.12.107"))
+    debian = sorted((e.name for e in load_catalog().entries if e.source == "debian"), key=kernel_order)
+    first_612 = next(n for n in debian if n.startswith("6.12."))
+    outcomes = {n: "passed" if n.startswith("6.12.") else "skipped" for n in debian}
+    fake = Fake(outcomes)
     result = bisect.bisect_catalog("6.1.190", "6.12.111", CASE, fake)
-    assert result.first_changed == "6.12.107"
+    assert result.first_changed == first_612
     assert all(k.startswith(("6.1.", "6.12.")) for _, k, _ in fake.ran)
     with pytest.raises(KeyError):  # with mainline builds the search lands on 6.6/6.8, absent from the fake
-        bisect.bisect_catalog("6.1.190", "6.12.111", CASE, Fake(_series_change("6.12.107")), source="any")
+        bisect.bisect_catalog("6.1.190", "6.12.111", CASE, Fake(outcomes), source="any")
+
+
+def test_series_ends_and_mainline_steps_are_named_unambiguously():
+    """--good 5.10 is Debian's newest 5.10.y; a mainline step named "5.10" boots as mainline:5.10."""
+    fake = Fake(dict.fromkeys([e.name for e in load_catalog().entries], "skipped") | {"6.6": "passed"})
+    result = bisect.bisect_catalog("mainline:5.10", "6.6", CASE, fake, source="ubuntu-mainline")
+    assert result.first_changed == "6.6"
+    assert ("mainline:5.10", "5.10", f"{CASE}[5.10]") in fake.ran
+    fake = Fake(dict.fromkeys([e.name for e in load_catalog().entries], "passed") | {"5.10.262": "skipped"})
+    assert bisect.bisect_catalog("5.10", "6.1", CASE, fake).last_same == "5.10.262"
 
 
 def test_unknown_kernel_names_the_choices():
