@@ -20,9 +20,10 @@ Layout, inside the kernel's cache entry (the VM sees <entry>/lib/modules/<releas
 
 Installed once per entry, under a lock, into a temporary directory renamed
 into place: an interrupted fetch leaves no half-unpacked headers. Packages are
-fetched by a ``HeadersSource``; ``AptHeaders`` asks the host's apt, which
-checks each .deb against the archive's signed index, as for the image. A
-source that reads the archive directly can take its place.
+fetched by a ``HeadersSource``: ``ArchiveHeaders`` reads the kernel's own suite
+of the Debian archive and checks every .deb against its signed index, exactly
+as the image was checked (kernels/archive.py); ``AptHeaders`` asks the host's
+apt, for an entry that does not record its suite.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from typing import Protocol
 
 import filelock
 
+from . import aptsources, archive, http
+from .cache import default_root
 from .errors import KernelError
 from .kernel import Kernel, sha256_file
 
@@ -75,6 +78,43 @@ class AptHeaders:
                 "are no longer in the archive"
             )
         return sorted(set(dest.glob("*.deb")) - before)
+
+
+class ArchiveHeaders:
+    """Headers from the suite the kernel came from, each .deb checked against the signed index."""
+
+    def __init__(self, suite: str, mirror: str | None = None):
+        self.suite = suite
+        self.mirror = mirror
+        self._index: archive.SuiteIndex | None = None
+
+    def download(self, pins: list[tuple[str, str | None]], dest: Path) -> list[Path]:
+        if self._index is None:
+            urls = aptsources.for_suite(self.suite, aptsources.bases(self.mirror))
+            self._index = archive.SuiteIndex.load(self.suite, urls, default_root(), ring=archive.keyring())
+        index = self._index
+        s = http.session()
+        out = []
+        for name, version in pins:
+            stanza = next(
+                (c for c in index.packages.get(name, []) if version is None or c["Version"] == version), None
+            )
+            if stanza is None:
+                raise KernelError(
+                    f"{name} {version or ''} is not in {self.suite} at {index.base}: the archive dropped "
+                    "it; refresh the catalog (python ci/update_catalog.py --write) and fetch the kernel again"
+                )
+            target = dest / Path(stanza["Filename"]).name
+            http.download(
+                s,
+                f"{index.base}/{stanza['Filename']}",
+                target,
+                sha256=stanza["SHA256"],
+                size=int(stanza["Size"]),
+                progress=False,
+            )
+            out.append(target)
+        return out
 
 
 @dataclass(frozen=True)
@@ -128,7 +168,7 @@ def ensure_headers(kernel: Kernel, source: HeadersSource | None = None) -> Heade
         lock = filelock.FileLock(str(entry.parent / ".locks" / f"{entry.name}-headers.lock"))
         try:
             with lock.acquire(timeout=LOCK_TIMEOUT):
-                found = installed(kernel) or _install(kernel, entry, source or AptHeaders())
+                found = installed(kernel) or _install(kernel, entry, source or _source(entry))
         except filelock.Timeout:
             raise KernelError(
                 f"gave up waiting for {lock.lock_file}: another headers fetch seems stuck"
@@ -137,9 +177,22 @@ def ensure_headers(kernel: Kernel, source: HeadersSource | None = None) -> Heade
     return found
 
 
+def _meta(entry: Path) -> dict:
+    try:
+        return json.loads((entry / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _source(entry: Path) -> HeadersSource:
+    suite = _meta(entry).get("suite")
+    return ArchiveHeaders(suite) if suite else AptHeaders()
+
+
 def _install(kernel: Kernel, entry: Path, source: HeadersSource) -> Headers:
-    meta_file = entry / "meta.json"
-    version = json.loads(meta_file.read_text()).get("package_version") if meta_file.is_file() else None
+    # the headers come from the same source package as the image: name_version_arch.deb
+    debs_of_image = sorted(_meta(entry).get("debs", {}))
+    version = debs_of_image[0].split("_")[1] if debs_of_image else None
     for stale in entry.glob(f".tmp-{HEADERS_DIR}-*"):
         shutil.rmtree(stale, ignore_errors=True)  # we hold the lock: an interrupted fetch's
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{HEADERS_DIR}-", dir=entry))
