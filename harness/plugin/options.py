@@ -77,8 +77,8 @@ def pytest_addoption(parser):
         "--debian-mirror",
         default=None,
         metavar="URL",
-        help="Debian archive URL(s) for hosts whose apt cannot fetch Debian kernels "
-        "(or HARNESS_DEBIAN_MIRROR)",
+        help="Debian archive URL(s), main and security (or HARNESS_DEBIAN_MIRROR); default: the "
+        "archives the host's apt sources list",
     )
     group.addoption(
         "--mainline-mirror",
