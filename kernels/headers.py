@@ -45,9 +45,10 @@ from .cache import default_root
 from .errors import KernelError
 from .kernel import Kernel, sha256_file
 
-SCHEMA = 1
+SCHEMA = 2  # 2: source is the -common package's tree where the packages have no source link
 LOCK_TIMEOUT = 30 * 60
 HEADERS_DIR = "headers"
+KCONFIG = Path("include/linux/kconfig.h")
 
 
 class HeadersSource(Protocol):
@@ -151,6 +152,8 @@ def installed(kernel: Kernel) -> Headers | None:
         meta = json.loads((root / "meta.json").read_text())
     except (OSError, ValueError):
         return None
+    if meta.get("schema") != SCHEMA:
+        return None  # made by an older harness: fetched again
     return Headers(root, root / meta["build"], root / meta["source"])
 
 
@@ -236,9 +239,18 @@ def _targets(tree: Path, release: str) -> tuple[Path, Path]:
         link = mods / which
         target = os.readlink(link) if link.is_symlink() else f"/usr/src/linux-headers-{release}"
         path = tree / target.lstrip("/")
-        if not (path / "include").is_dir() and which == "source":
-            path = found[0]
-        if not path.is_dir():
+        if which == "source" and not (path / KCONFIG).is_file():
+            # trixie's packages have no source link: the sources are the -common package's,
+            # the one with include/linux/kconfig.h (bcc stops without it)
+            path = next(
+                (
+                    p
+                    for p in sorted((tree / "usr" / "src").glob("linux-headers-*"))
+                    if (p / KCONFIG).is_file()
+                ),
+                path,
+            )
+        if not path.is_dir() or (which == "source" and not (path / KCONFIG).is_file()):
             raise KernelError(f"the headers packages have no {target} for {which}")
         found.append(path)
     return found[0], found[1]
