@@ -89,14 +89,22 @@ class Runner:
         kernel = self.kernels[name]
         if self.vmcfg.pyzip is None:
             self.vmcfg = self._with_pyzip(self.vmcfg)
-        note(
-            self.config,
-            f"booting {name} ({self.vmcfg.accel.upper()}, {self.vmcfg.cpus} vCPU, {self.vmcfg.memory}) ...",
-        )
+        if not self.config.option.reuse_vm:  # a warm VM says itself whether it boots
+            note(
+                self.config,
+                f"booting {name} ({self.vmcfg.accel.upper()}, {self.vmcfg.cpus} vCPU, {self.vmcfg.memory}) ...",
+            )
         cases = [
             item.case.nodeid for item in session.items if isinstance(item, KernelItem) and item.kernel == name
         ]
-        vm = VM(kernel, self.vmcfg, self.config.invocation_params.dir)
+        cwd = self.config.invocation_params.dir
+        if self.config.option.reuse_vm:
+            from harness.vm.warm import WarmVM  # noqa: PLC0415
+
+            idle = self.config.option.vm_idle_timeout
+            vm = WarmVM(kernel, self.vmcfg, cwd, idle_timeout=idle, say=lambda text: note(self.config, text))
+        else:
+            vm = VM(kernel, self.vmcfg, cwd)
         ready = vm.start(self._guest_args(name), list(dict.fromkeys(cases)))
         self.vm = vm
         note(
