@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 
 
 def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f}min" if seconds >= 60 else f"{seconds:.0f}s"
 
 
 def cmd_list(args) -> int:

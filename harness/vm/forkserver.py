@@ -20,6 +20,8 @@ leftovers, and the host powers this VM off so the next run boots fresh.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import signal
 import sys
@@ -34,6 +36,9 @@ CGROUP = "/sys/fs/cgroup"
 # Freeing a closed map or program is deferred to RCU and work queues; under TCG
 # a run's objects took up to about a second to disappear.
 SETTLE_SECONDS = 10.0
+# Imported lazily by pytest and its usual plugins in each run (tomllib for the ini file,
+# pdb for --pdb's plugin, execnet for xdist): about 4 s of a warm run's start-up under TCG.
+PRELOAD = ("tomllib", "pdb", "queue", "email.parser", "code", "codeop", "cmd", "execnet")
 
 
 @dataclass
@@ -161,6 +166,32 @@ def clean(baseline: Snapshot, child_pgid: int) -> protocol.Cleaned:
     )
 
 
+def freeze_distributions() -> None:
+    """Read the installed distributions' metadata once, here, for every run.
+
+    Each run's pytest lists the distributions twice (plugin entry points, and
+    the files of plugins to mark for assertion rewriting) and reads their
+    metadata files: 79 reads and 20 directory scans over 9p, 18 of the 50 s
+    of a profiled warm run's start-up under TCG on a loaded host. The
+    installed set cannot change under a warm VM: the settings key covers the
+    host's site-packages directories (harness.vm.warm.settings_key).
+    """
+    from importlib import metadata  # noqa: PLC0415
+
+    dists = list(metadata.distributions())
+    for dist in dists:
+        dist.read_text = functools.cache(dist.read_text)  # type: ignore[method-assign]
+        dist.metadata  # noqa: B018 - read now, inherited by each child
+        if any(ep.group == "pytest11" for ep in dist.entry_points):
+            dist.files  # noqa: B018 - what pytest marks for assertion rewriting
+    everything = metadata.distributions
+
+    def distributions(**kwargs):
+        return iter(dists) if not kwargs else everything(**kwargs)
+
+    metadata.distributions = distributions  # type: ignore[assignment]
+
+
 def _read_message(fd: int):
     """One message read byte by byte, so nothing of the child's input is buffered here."""
     line = bytearray()
@@ -182,12 +213,53 @@ def _child(channel, fork: protocol.Fork, boot_cwd: str) -> int:
     os.environ.pop("HARNESS_RESULTS_DIR", None)
     os.environ.update(fork.env)
     channel._in = os.fdopen(os.dup(channel._in.fileno()), "rb")
-    return guest.session(channel, channel.receive())
+    profile = os.environ.get("HARNESS_FORK_PROFILE")
+    if not profile:
+        return guest.session(channel, channel.receive(), extra=(Timeline(),))
+    import cProfile  # noqa: PLC0415
+
+    with cProfile.Profile() as prof:
+        code = guest.session(channel, channel.receive(), extra=(Timeline(),))
+    prof.dump_stats(profile)
+    return code
+
+
+class Timeline:
+    """Where a warm run's start-up goes, on the console: the next cut is chosen from these."""
+
+    def __init__(self):
+        self.forked = time.monotonic()
+
+    def _mark(self, what: str) -> None:
+        print(
+            f"bpf-harness fork server: {what} {time.monotonic() - self.forked:.2f} s after fork",
+            file=sys.stderr,
+        )
+
+    def pytest_configure(self):
+        self._mark("configured")
+
+    def pytest_collection_finish(self):
+        self._mark("collected")
+
+    def pytest_unconfigure(self):
+        self._mark("session over")
 
 
 def serve(channel) -> int:
     """Run the fork server until the host closes the channel (the VM then powers off)."""
+    import importlib  # noqa: PLC0415
+
     import pytest  # noqa: F401, PLC0415 - imported once here, inherited by every child
+    from _pytest.config import default_plugins, essential_plugins  # noqa: PLC0415
+
+    # pytest imports its own plugins when each run's config is made: over 9p under TCG
+    # each import is several round trips. (Installed plugins stay for each child to
+    # load: pytest warns about plugin modules imported before it could rewrite them.)
+    for name in (*essential_plugins, *default_plugins, *PRELOAD):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name if name in PRELOAD else f"_pytest.{name}")
+    freeze_distributions()
 
     import harness.plugin  # noqa: F401, PLC0415
     from harness.bpf import fixtures, gates, libbpf  # noqa: F401, PLC0415

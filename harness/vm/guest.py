@@ -184,13 +184,13 @@ class Agent:
             target.longrepr = f"kernel splat during the test on {self.kernel}:\n{text}"
 
 
-def session(channel: Channel, start) -> int:
+def session(channel: Channel, start, extra: tuple = ()) -> int:
     """One pytest session for the host's Start; returns once the host sends Quit (or goes away)."""
     if not isinstance(start, protocol.Start):
         channel.send(protocol.Fatal(f"expected Start, got {start!r}"))
         return 2
     agent = Agent(channel, start.kernel, start.collect)
-    code = pytest.main(start.args, plugins=[agent])
+    code = pytest.main(start.args, plugins=[agent, *extra])
     if not agent.ready_sent:
         channel.send(
             protocol.Fatal(

@@ -49,6 +49,7 @@ DEFAULT_IDLE_TIMEOUT = 900.0  # seconds; a warm VM holds 1 GiB and, under TCG, s
 MAX_SLOTS = 8  # warm VMs of one key at once (xdist workers, concurrent runs)
 STARTUP_SECONDS = 30.0  # a keeper that has not opened its socket by then has failed
 KEEPER_MODULE = "harness.vm.keeper"
+PROFILE_ENV = "HARNESS_FORK_PROFILE"  # a file in the results directory: cProfile of each run's child
 
 
 def state_root() -> Path:
@@ -90,6 +91,13 @@ def harness_fingerprint() -> str:
     return h.hexdigest()
 
 
+def _mtime(path: Path) -> str:
+    try:
+        return f"{path}:{path.stat().st_mtime_ns}"
+    except OSError:
+        return f"{path}:-"
+
+
 def settings_key(image: Path, cfg: VMConfig) -> str:
     parts = {
         "image": file_digest(image),
@@ -101,6 +109,8 @@ def settings_key(image: Path, cfg: VMConfig) -> str:
         "pyzip": str(cfg.pyzip),
         "harness": harness_fingerprint(),
         "rwdir": str(cfg.results_dir),
+        # the guest's fork server reads the installed distributions once (forkserver.freeze_distributions)
+        "site": [_mtime(Path(p)) for p in sys.path if p.endswith(("site-packages", "dist-packages"))],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -230,7 +240,7 @@ class WarmVM:
             age = time.time() - record.get("started", time.time())
             self.say(
                 f"reusing warm VM {self.dir.name} for {self.kernel.name} "
-                f"(up {age / 60:.1f} min, {record.get('runs', 0)} runs served)"
+                f"(up {age / 60:.1f} min, runs served: {record.get('runs', 0)})"
             )
         else:
             why = ""
@@ -253,6 +263,8 @@ class WarmVM:
             self._release()
             raise VMBootError(hello.get("error", "the keeper refused"), exited=hello.get("exited", False))
         env = {"HARNESS_RESULTS_DIR": str(self.run_results)} if self.run_results else {}
+        if os.environ.get(PROFILE_ENV):  # a profile of the run's start-up, for bench/warm.py
+            env[PROFILE_ENV] = os.environ[PROFILE_ENV]
         self.send(protocol.Fork(cwd=str(self.cwd), env=env))
         self.send(protocol.Start(args=args, kernel=self.kernel.name, collect=collect))
         try:
