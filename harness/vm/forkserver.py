@@ -189,7 +189,7 @@ def freeze_distributions() -> None:
     def distributions(**kwargs):
         return iter(dists) if not kwargs else everything(**kwargs)
 
-    metadata.distributions = distributions  # type: ignore[assignment]
+    metadata.distributions = distributions
 
 
 def _read_message(fd: int):

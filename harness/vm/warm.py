@@ -221,7 +221,7 @@ class WarmVM:
         self.boot_seconds: float | None = None
         self.log_path: Path | None = None
         self.cleaned: protocol.Cleaned | None = None
-        self.dir: Path | None = None
+        self.dir = Path()  # the VM's state directory, once claimed
         self._lock: FileLock | None = None
         self._sock: socket.socket | None = None
         self._messages: queue.Queue = queue.Queue()
@@ -354,9 +354,11 @@ class WarmVM:
         return self._sock is not None and not self._closed
 
     def console_tail(self, lines: int = 60) -> str:
+        if self.log_path is None:
+            return ""
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except (OSError, AttributeError):
+        except OSError:
             return ""
 
     # -- plumbing ---------------------------------------------------------------
@@ -381,7 +383,6 @@ class WarmVM:
         )
 
     def _spawn_keeper(self) -> subprocess.Popen:
-        assert self.dir is not None
         for stale in ("sock", "record.json"):
             with contextlib.suppress(FileNotFoundError):
                 (self.dir / stale).unlink()
@@ -415,7 +416,6 @@ class WarmVM:
         return proc
 
     def _connect(self, spawned: subprocess.Popen | None) -> dict:
-        assert self.dir is not None
         path = str(self.dir / "sock")
         deadline = time.monotonic() + STARTUP_SECONDS
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -22,7 +22,7 @@ import pytest
 
 from harness.vm import warm
 from harness.vm.launcher import VMConfig
-from tests.vmtools import ROOT, require_vm_host, vm_processes
+from tests.vmtools import ROOT, junit_outcomes, require_vm_host, vm_processes
 
 CASES = "tests/vmcases/warm_behaviour.py"
 
@@ -39,9 +39,14 @@ class Warm:
         self.count += 1
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--kernel", "6.1", "--reuse-vm"]
         cmd += ["--results-dir", str(self.state / "results" / f"run{self.count}"), *args]
+        cmd += ["--junitxml", str(self.junit)]
         started = time.monotonic()
         proc = subprocess.run(cmd, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=timeout)
         return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started
+
+    @property
+    def junit(self) -> Path:
+        return self.state / f"junit-{self.count}.xml"
 
     def cli(self, *args: str) -> tuple[int, str]:
         proc = subprocess.run(
@@ -196,7 +201,11 @@ def test_d_vm_stop_all_leaves_no_qemu(warm_vms):
 def test_e_a_panic_in_a_warm_vm_is_vm_lost_and_the_next_test_boots_fresh(warm_vms):
     code, out, _ = warm_vms.pytest(f"{CASES}::test_panic", f"{CASES}::test_after_panic")
     assert code == 1, out
-    assert "VM lost: kernel panic" in out and "1 vm lost" in out and "1 passed" in out, out
+    assert "1 passed, 1 vm lost" in out, out
+    outcomes = {
+        nodeid.split("::")[1].split("[")[0]: r for nodeid, r in junit_outcomes(warm_vms.junit).items()
+    }
+    assert outcomes["test_panic"][0] == "failed" and "VM lost: kernel panic" in outcomes["test_panic"][1], out
     assert out.count("as warm VM") == 2, out  # the first boot, and a fresh one after the panic
     assert len(warm_vms.keepers()) == 1  # the panicked VM's keeper is gone
 
