@@ -1,32 +1,46 @@
 #!/usr/bin/env bash
-# The CI report job: merge every kernel job's results into one matrix, as
-# Markdown for the step summary and as an HTML page, and decide the verdict.
+# The merge job: every kernel job's results into one cases x kernels matrix
+# (Markdown for the step summary, an HTML page, merged JSON), one annotation
+# per failing cell with its reproduce line, and the verdict by the policy.
 #
-#   ci/report.sh DIR_WITH_RESULTS OUT_DIR
+#   ci/report.sh RESULTS_DIR OUT_DIR
 #
-# Verdict: with a committed ci/baseline.json, exit 1 on a regression against
-# it (passed/skipped/xfailed -> failed/error/vm-lost on the same kernel);
-# without one, exit 1 on any failing cell. Refresh the baseline from a good
-# run's artifact: python -m harness report merge results-*.json --json ci/baseline.json
+# RESULTS_DIR is searched for results-*.json at any depth (one artifact
+# directory per kernel job). Settings come from the environment:
+#   HARNESS_POLICY            any-failure (default), regressions-only, never
+#   HARNESS_BASELINE          a results file of a good run (required by regressions-only)
+#   HARNESS_EXPECTED_KERNELS  the plan's kernels as JSON: a kernel without results is named
+# The summary goes to $GITHUB_STEP_SUMMARY, or OUT_DIR/summary.md outside Actions.
+# Exit status: 0 the policy passes, 1 it fails, 2 an input cannot be used.
 set -uo pipefail
-cd "$(dirname "$0")/.."
 in=${1:?usage: ci/report.sh RESULTS_DIR OUT_DIR}
 out=${2:?usage: ci/report.sh RESULTS_DIR OUT_DIR}
-mkdir -p "$out"
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv || exit 1
-    .venv/bin/python -m pip install -q -e . || exit 1
-fi
-shopt -s nullglob
-runs=("$in"/results-*.json)
+harness=$(cd "$(dirname "$0")/.." && pwd)
+py=$harness/.venv/bin/python
+policy=${HARNESS_POLICY:-any-failure}
+baseline=${HARNESS_BASELINE:-}
+summary=${GITHUB_STEP_SUMMARY:-$out/summary.md}
+
+"$harness/ci/venv.sh" || exit 2
+mkdir -p "$out" || exit 2
+runs=()
+[ -d "$in" ] && mapfile -d '' -t runs < <(find "$in" -type f -name 'results-*.json' -print0 | sort -z)
 if [ ${#runs[@]} -eq 0 ]; then
     echo "ci/report.sh: no results-*.json under $in; did every kernel job fail before writing one?" >&2
-    exit 1
+    echo "**No results**: no kernel job wrote a results file; open the kernel jobs' logs." >>"$summary"
+    exit 2
 fi
-summary=${GITHUB_STEP_SUMMARY:-$out/summary.md}
-verdict=(--fail-on-failures)
-[ -f ci/baseline.json ] && verdict=(--baseline ci/baseline.json)
+if [ -n "$baseline" ] && [ ! -f "$baseline" ]; then
+    echo "ci/report.sh: baseline $baseline does not exist (relative to $PWD); commit one (docs/github-actions.md) or leave the input empty" >&2
+    exit 2
+fi
+compare=()
+[ -n "$baseline" ] && compare=(--baseline "$baseline")
 # --allow-incomplete: a job that timed out still shows what it did; its
-# missing cells stay empty and the page says the run did not finish
-.venv/bin/python -m harness report merge "${runs[@]}" --allow-incomplete "${verdict[@]}" \
+# missing cells stay empty and the page says the run did not finish.
+# Exit 1 (a regression) is the verdict's to judge; 2 is an unusable input.
+"$py" -m harness report merge "${runs[@]}" --allow-incomplete "${compare[@]}" \
     --markdown "$summary" --html "$out/matrix.html" --json "$out/merged.json"
+[ $? -ge 2 ] && exit 2
+"$py" "$harness/ci/verdict.py" "$out/merged.json" --policy "$policy" "${compare[@]}" \
+    --expected "${HARNESS_EXPECTED_KERNELS:-}" --summary "$summary"

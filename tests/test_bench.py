@@ -1,4 +1,4 @@
-"""The parts of bench/run.py that need no VM work: B4's measurement, log parsing, the table writer.
+"""The parts of bench/ that need no VM: B4's measurement, log parsing, the table writer, the vng floor.
 
 They check that the pieces run and produce what the report needs, never how fast.
 """
@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from bench import run
+from bench import boot, cache, logs, measure, report
+from harness.vm import vng
 
 CONSOLE = """\
 virtme: waiting for virtiofsd to start
@@ -31,25 +32,25 @@ virtme-run: failed to start virtiofsd, fallback to 9pProbing EDD (edd=off to dis
 
 
 def test_console_marks_and_phases():
-    marks = run.console_marks(CONSOLE)
+    marks = logs.console_marks(CONSOLE)
     assert marks["kernel_start"] == 0.0 and marks["script"] == 30.014359
-    phases = run.boot_phases(marks)
+    phases = logs.boot_phases(marks)
     assert phases["systemd-tmpfiles"] == pytest.approx(6.31)
     assert phases["udev settle (module loads)"] == pytest.approx(16.89)
 
 
 def test_pytest_summary_and_counts():
     lines = [(0.1, "collected 3 items"), (2.0, "==== 78 passed, 1 skipped in 3.83s ====")]
-    summary = run.pytest_summary(lines)
+    summary = logs.pytest_summary(lines)
     assert summary == "78 passed, 1 skipped in 3.83s"
-    assert run.summary_counts(summary) == {"passed": 78, "skipped": 1}
+    assert logs.summary_counts(summary) == {"passed": 78, "skipped": 1}
 
 
 def test_no_network_refuses_sockets_and_apt():
-    with run.no_network():
-        with pytest.raises(run.NetworkUsed):
+    with cache.no_network():
+        with pytest.raises(cache.NetworkUsed):
             socket.socket()
-        with pytest.raises(run.NetworkUsed):
+        with pytest.raises(cache.NetworkUsed):
             subprocess.run(["apt-get", "download", "x"])
         assert subprocess.run(["true"]).returncode == 0
     socket.socket().close()  # restored
@@ -68,9 +69,9 @@ def _cached(spec: str) -> bool:
 def test_b4_measurements_run(tmp_path):
     if not _cached("6.12"):
         pytest.skip("kernel 6.12 is not cached (python -m harness kernels fetch 6.12)")
-    inproc = run.measure_resolve_in_process("6.12", 2)
+    inproc = cache.measure_resolve_in_process("6.12", 2)
     assert len(inproc["times"]) == 2 and inproc["kernel"].startswith("6.12.")
-    fresh = run.measure_resolve_fresh_process("6.12", 1, tmp_path)
+    fresh = cache.measure_resolve_fresh_process("6.12", 1, tmp_path)
     assert fresh["apt_called"] == "" and len(fresh["times"]) == 1
 
 
@@ -90,7 +91,7 @@ def test_table_writer(tmp_path):
         "date": "today",
         "load_at_start": [0.1, 0.2, 0.3],
     }
-    bench = run.Bench(tmp_path, quick=True, quiet_limit=0)
+    bench = measure.Bench(tmp_path, quick=True, quiet_limit=0)
     bench.measurements["x"] = {"load_before": [0.5, 0, 0], "quiet": True, "lines": [], "max_qemu_during": 2}
     bench.row(
         "B1",
@@ -105,7 +106,7 @@ def test_table_writer(tmp_path):
         labels=("x",),
     )
     bench.breakdown["B1 harness"] = {"udev settle": 16.9, "lines": ["a", "b"]}
-    md, js = run.write(bench.report(machine), tmp_path / "out")
+    md, js = report.write(bench.report(machine), tmp_path / "out")
     text = md.read_text()
     assert "| B1 | boot | 20.00 s | 18.00 s (vng) | 1.11 | ratio <= 1.15 | yes | 1 | 0.50 | 2 |" in text
     assert "- udev settle: 16.90" in text
@@ -115,8 +116,29 @@ def test_table_writer(tmp_path):
 
 def test_timed_run_stamps_a_line_when_its_text_arrived(tmp_path):
     # like pytest -v: the result is printed, the newline only comes with the next output
-    r = run.timed_run(["sh", "-c", "printf 'x PASSED'; sleep 0.5; printf '\\nnext\\n'"], tmp_path / "log")
+    r = measure.timed_run(["sh", "-c", "printf 'x PASSED'; sleep 0.5; printf '\\nnext\\n'"], tmp_path / "log")
     (t1, first), (t2, second) = r["lines"]
     assert (first, second) == ("x PASSED", "next") and r["rc"] == 0
     assert t2 - t1 >= 0.4
     assert (tmp_path / "log").read_text().startswith("# sh -c")
+
+
+def test_the_vng_floor_is_the_launchers_boot_running_true(tmp_path, monkeypatch):
+    """bench boots the floor with harness.vm.vng, so it cannot drift from the harness's own boot."""
+    from harness.vm.launcher import VM, VMConfig
+
+    monkeypatch.setenv("HARNESS_VNG", "/bin/echo")  # prints the command line it was given
+    bench = measure.Bench(tmp_path, quick=True, quiet_limit=0)
+    image = tmp_path / "bzImage"
+
+    class Kernel:
+        name = "k"
+
+    Kernel.image = image
+    cfg = VMConfig(accel="kvm" if bench.kvm else "tcg", log_dir=tmp_path / "logs")
+    harness = VM(Kernel, cfg, measure.REPO).command()
+    floor = bench.vng("floor", image, ["true"])
+    assert floor["lines"][0][1].split() == [*harness[1:-1], "true"]
+    assert harness[-2] == "--" and "harness.vm.guest" in harness[-1]
+    bare = bench.vng("bare", image, ["true"], **boot.EXPERIMENTS[0][2])
+    assert "--verbose" not in bare["lines"][0][1] and vng.APPEND[0] not in bare["lines"][0][1]

@@ -17,6 +17,7 @@ The plugin registers it; without the plugin, ``-p harness.bpf.gates``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -156,13 +157,15 @@ def gates_for(marker) -> list[Gate]:
             name = _enum_name(value, MapType, MAP_TYPES, "map type")
             first, config = MAP_TYPES[name]
             gates.append(
-                Gate(f"{name} maps", first, config, lambda t=MapType[name]: probes.probe_map_type(t))
+                Gate(f"{name} maps", first, config, functools.partial(probes.probe_map_type, MapType[name]))
             )
         elif key == "prog_type":
             name = _enum_name(value, ProgType, PROG_TYPES, "program type")
             first, config = PROG_TYPES[name]
             probe = (
-                None if name in UNPROBED_PROG_TYPES else (lambda t=ProgType[name]: probes.probe_prog_type(t))
+                None
+                if name in UNPROBED_PROG_TYPES
+                else functools.partial(probes.probe_prog_type, ProgType[name])
             )
             gates.append(Gate(f"{name} programs", first, config, probe))
         elif key == "helper":
@@ -180,7 +183,7 @@ def gates_for(marker) -> list[Gate]:
                     f"calls to {hname}#{helper_id} from {pname} programs",
                     first,
                     f"{config}, {prog_config}",
-                    lambda t=ProgType[pname], h=helper_id: probes.probe_helper(t, h),
+                    functools.partial(probes.probe_helper, ProgType[pname], helper_id),
                 )
             )
         else:

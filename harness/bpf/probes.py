@@ -18,7 +18,7 @@ from harness.bpf.uapi import BPF_F_MMAPABLE, AttachType, MapType, ProgType
 _MAP_PROBES = {
     MapType.ARENA: dict(key_size=0, value_size=0, max_entries=1, map_flags=BPF_F_MMAPABLE),
 }
-_PROG_PROBES = {
+_PROG_PROBES: dict[int, AttachType] = {
     ProgType.NETFILTER: AttachType.NETFILTER,
 }
 # Loading these needs a BTF target, so a bare helper call cannot tell anything.

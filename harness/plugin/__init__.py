@@ -10,7 +10,8 @@ Parts, each a plugin module of its own:
 
     harness.plugin.options    the command line and ini options
     harness.plugin.routing    one item per test and kernel, and its dispatch to a VM
-    harness.plugin.recorder   the results file and the cases x kernels summary
+    harness.plugin.recorder   the results file and the cases x kernels summary (only in a
+                              run that records: never imported in a guest or an xdist worker)
     harness.bpf.gates         version and feature gates (markers)
     harness.bpf.fixtures      bpffs, cgroup2, privileges, leak guard
 """
@@ -22,18 +23,18 @@ import os
 
 import pytest
 
+from harness.plugin import hooks, rundir
+from harness.plugin.roles import records_results
+
 PARTS = (
     "harness.plugin.options",
     "harness.plugin.routing",
-    "harness.plugin.recorder",
     "harness.bpf.gates",
     "harness.bpf.fixtures",
 )
 
 
 def pytest_addhooks(pluginmanager):
-    from harness.plugin import hooks  # noqa: PLC0415
-
     pluginmanager.add_hookspecs(hooks)
 
 
@@ -47,6 +48,10 @@ def pytest_addoption(parser, pluginmanager):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "host: run this test on the host, also under --kernel")
+    if rundir.recording(config) and records_results(config):
+        from harness.plugin import recorder  # noqa: PLC0415 - the results file's machinery
+
+        recorder.register(config)
 
 
 @pytest.fixture(scope="session")

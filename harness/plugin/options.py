@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pytest
+
 from harness.vm import accel
 
 RESULTS_INI = "bpf_results_dir"
@@ -104,3 +106,31 @@ def pytest_addoption(parser):
         "directory, one results/<time>-<pid>/ per run",
         default="",
     )
+
+
+# Options whose value may be a path. pytest chooses its rootdir (and ini file) before it loads
+# plugins, so it takes the value of `--results-dir /elsewhere` for a test path then, and the
+# rootdir, the ini file and every test id of the run change (measured: ids gained a "project/"
+# prefix and the project's pyproject.toml was ignored). With '=' the value stays the option's.
+PATH_OPTIONS = ("--kernel", "--results-dir", "--results-json")
+
+
+def check_path_values(config) -> None:
+    """Refuse `--results-dir DIR` (two words) where DIR would have moved pytest's rootdir."""
+    args = list(config.invocation_params.args)
+    if any(a == "--rootdir" or a.startswith(("--rootdir=", "-c", "--config-file")) for a in args):
+        return  # the user fixed the rootdir or the ini file: values cannot move them
+    here = config.invocation_params.dir.resolve()
+    project = config.inipath.parent if config.inipath else here
+    for option, value in zip(args, args[1:], strict=False):
+        if option not in PATH_OPTIONS:
+            continue
+        path = (here / value).resolve()
+        # it moved the rootdir if the rootdir now holds it and no ini file above the project does
+        moved = path.exists() and path.is_relative_to(config.rootpath)
+        if moved and not path.is_relative_to(here) and not path.is_relative_to(project):
+            raise pytest.UsageError(
+                f"write {option}={value} (with '='): as two words, pytest takes {value} for a test "
+                "path when it chooses the rootdir, before it knows this plugin's options, and the "
+                f"rootdir became {config.rootpath}; or pass --rootdir"
+            )

@@ -28,7 +28,7 @@ import pytest
 
 from harness import ids
 from harness.plugin import reportattrs, rundir
-from harness.plugin.roles import records_results, vm_mode
+from harness.plugin.roles import vm_mode
 from harness.report import records
 from harness.report.records import CaseRecord, KernelRecord, RunMeta, RunRecord
 
@@ -38,8 +38,9 @@ _MESSAGE_CHARS = 600
 _LOG_CHARS = 2000
 
 
-def pytest_configure(config):
-    if not records_results(config) or config.option.collectonly or not rundir.recording(config):
+def register(config) -> None:
+    """Record this run (the plugin calls it on the host or xdist controller of a run that records)."""
+    if config.option.collectonly:
         return  # collect-only runs nothing: a file would only hide the last real run's
     config.pluginmanager.register(Recorder(config), "bpf-harness-recorder")
 

@@ -35,5 +35,5 @@ def vm_mode(config) -> bool:
 
 
 def records_results(config) -> bool:
-    """The process that writes the results file and the terminal summary: never a worker or guest."""
+    """The process that writes the results file and the summary (never a worker or a guest)."""
     return role(config) in (Role.HOST, Role.CONTROLLER)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import signal
 import threading
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 import pytest
 
 from harness import ids
-from harness.plugin import rundir
-from harness.plugin.roles import Role, role, vm_mode
+from harness.plugin import options, rundir
+from harness.plugin.roles import Role, records_results, role, vm_mode
 
 KERNELS = pytest.StashKey[dict]()  # name -> harness.kernels.Kernel, in --kernel order
 ROUTE = pytest.StashKey["Route"]()
@@ -81,6 +82,8 @@ class KernelItem(pytest.Item):
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
     """Resolve (and fetch) kernels before any worker starts: errors are usage errors."""
+    if role(config) in (Role.HOST, Role.CONTROLLER):
+        options.check_path_values(config)
     if not vm_mode(config):
         return None
     from harness import kernels  # noqa: PLC0415 - requests etc., only under --kernel
@@ -142,8 +145,12 @@ def _route(config) -> Route:
             args.append(case)
     config.args[:] = args
     run_dir = rundir.run_dir(config)
+    # the guest's environment is not ours (vng passes none of it): PYTEST_ADDOPTS goes as arguments
+    addopts = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
     return Route(
-        guest_args=list(config.invocation_params.args), only=only, run_dir=str(run_dir) if run_dir else None
+        guest_args=[*addopts, *config.invocation_params.args],
+        only=only,
+        run_dir=str(run_dir) if run_dir else None,
     )
 
 
@@ -254,7 +261,7 @@ def pytest_testnodedown(node, error):
 
 def pytest_terminal_summary(terminalreporter, config):
     boots = config.stash.get(BOOTS, [])
-    if not boots or role(config) not in (Role.HOST, Role.CONTROLLER):
+    if not boots or not records_results(config):
         return
     terminalreporter.section("kernels")
     for b in boots:

@@ -263,7 +263,7 @@ def serve(channel) -> int:
 
     import harness.plugin  # noqa: F401, PLC0415
     from harness.bpf import fixtures, gates, libbpf  # noqa: F401, PLC0415
-    from harness.plugin import recorder, routing  # noqa: F401, PLC0415
+    from harness.plugin import options, routing  # noqa: F401, PLC0415
     from harness.vm import guest  # noqa: F401, PLC0415
 
     libbpf.libbpf_version()  # dlopen now, not in each child

@@ -145,6 +145,14 @@ class Agent:
             )
         )
         self.ready_sent = True
+        # for the console log: what the guest had to import before the first test
+        ours = sorted(name for name in sys.modules if name.split(".")[0] == "harness")
+        print(
+            f"harness-guest: {len(sys.modules)} modules imported, {len(ours)} of the harness: "
+            f"{' '.join(ours)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session):

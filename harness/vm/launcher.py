@@ -5,7 +5,8 @@ input and output, which virtme-ng carries over virtio-serial ports; the kernel
 console comes back on standard error (``vng -v``) and is kept in a log file.
 Every VM runs in its own process group, so one ``killpg`` takes vng, its
 shell and QEMU down together; and the agent powers the guest off when its
-standard input closes, so a host that dies hard still ends its VMs.
+standard input closes, so a host that dies hard still ends its VMs. The vng
+command line itself is built by ``harness.vm.vng``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import itertools
 import os
 import queue
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.vm import protocol, splat
+from harness.vm import protocol, splat, vng
 
 CONSOLE_TAIL = 300  # lines of console kept in memory for reports
 
@@ -41,35 +41,6 @@ except OSError:
     pass
 """
 _serial = itertools.count(1)
-
-# udev autoloads drivers for every device of QEMU's q35 machine; loading them
-# over 9p under TCG took 10-20 s of each boot (kvm alone about 7 s) and BPF
-# tests need none of them. libkmod honours this list for udev's alias loads.
-UNNEEDED_MODULES = (
-    "kvm",
-    "kvm_amd",
-    "kvm_intel",
-    "ahci",
-    "libahci",
-    "sr_mod",
-    "cdrom",
-    "sg",
-    "iTCO_wdt",
-    "iTCO_vendor_support",
-    "i6300esb",
-    "lpc_ich",
-    "i2c_i801",
-    "pcspkr",
-    "powernow_k8",
-    "evdev",
-    "joydev",
-    "serio_raw",
-    "intel_agp",
-    "aesni_intel",
-    "ghash_clmulni_intel",
-    "crc32_pclmul",
-    "button",
-)
 
 
 class VMError(Exception):
@@ -103,7 +74,7 @@ class VMConfig:
     boot_timeout: float = 300.0
     test_timeout: float = 300.0
     log_dir: Path = Path("results") / "vm-logs"
-    append: tuple[str, ...] = (f"modprobe.blacklist={','.join(UNNEEDED_MODULES)}",)
+    append: tuple[str, ...] = vng.APPEND
     results_dir: Path | None = None  # writable in the guest, as $HARNESS_RESULTS_DIR
     pyzip: Path | None = None  # see harness.vm.pyzip
 
@@ -121,55 +92,6 @@ class BootRecord:
     v: int = 1
 
 
-def find_vng() -> str:
-    """vng lives next to the interpreter in a virtualenv, or on PATH."""
-    local = Path(sys.executable).parent / "vng"
-    found = str(local) if local.exists() else shutil.which("vng")
-    if not found:
-        raise VMError("vng (virtme-ng) is not installed: pip install virtme-ng")
-    return found
-
-
-def guest_command(cfg: VMConfig) -> str:
-    """The shell command vng runs in the guest: the agent, importing from tmpfs if it can."""
-    agent = shlex.join([sys.executable, "-B", "-m", "harness.vm.guest"])
-    env = []
-    if cfg.results_dir is not None:
-        env.append(f"HARNESS_RESULTS_DIR={shlex.quote(str(cfg.results_dir))}")
-    if cfg.pyzip is None:
-        return " ".join([*env, "exec", agent])
-    local = "/tmp/harness-python.zip"
-    return f"cp -- {shlex.quote(str(cfg.pyzip))} {local} && " + " ".join(
-        [*env, f"PYTHONPATH={local}", "exec", agent]
-    )
-
-
-def vng_command(image: Path, cfg: VMConfig, cwd: Path) -> list[str]:
-    guest = guest_command(cfg)
-    # --force-9p: 9p is where vng ends up here anyway; asking first costs a
-    # failed virtiofsd probe of about 3 s per boot (bench B1)
-    cmd = [
-        find_vng(),
-        "--verbose",
-        "--force-9p",
-        "-r",
-        str(image),
-        "-m",
-        cfg.memory,
-        "-p",
-        str(cfg.cpus),
-        "--cwd",
-        str(cwd),
-    ]
-    if cfg.accel == "tcg":
-        cmd.append("--disable-kvm")
-    if cfg.results_dir is not None:
-        cmd += ["--rwdir", f"{cfg.results_dir}={cfg.results_dir}"]
-    for arg in cfg.append:
-        cmd += ["--append", arg]
-    return cmd + ["--", guest]
-
-
 class VM:
     """A booted kernel that runs tests on request. Use ``start``, ``run``, ``close``."""
 
@@ -177,7 +99,7 @@ class VM:
         self.kernel = kernel
         self.cfg = cfg
         self.cwd = cwd
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.ready: protocol.Ready | None = None
         self.boot_seconds: float | None = None
         self._messages: queue.Queue = queue.Queue()
@@ -188,6 +110,20 @@ class VM:
         self.log_path = cfg.log_dir / f"{kernel.name}-{os.getpid()}-{next(_serial)}.console.log"
 
     # -- life cycle ---------------------------------------------------------
+
+    def command(self) -> list[str]:
+        """The vng command line that boots this VM and starts the guest agent in it."""
+        cfg = self.cfg
+        return vng.command(
+            self.kernel.image,
+            self.cwd,
+            vng.guest_command(cfg.results_dir, cfg.pyzip),
+            memory=cfg.memory,
+            cpus=cfg.cpus,
+            kvm=cfg.accel == "kvm",
+            rwdirs=[cfg.results_dir] if cfg.results_dir is not None else [],
+            append=cfg.append,
+        )
 
     def start(self, args: list[str], collect: list[str]) -> protocol.Ready:
         """Boot, hand the guest its pytest arguments and cases, and wait until it has collected."""
@@ -203,12 +139,11 @@ class VM:
 
     def launch(self) -> float:
         """Start vng and the reaper; returns the monotonic time it started."""
-        cmd = vng_command(self.kernel.image, self.cfg, self.cwd)
-        env = dict(os.environ)
-        # vng reads default options from ~/.config/virtme-ng; a private HOME keeps
-        # a user's settings out of test runs. vng calls virtme-run through a shell.
-        env["HOME"] = self._home.name
-        env["PATH"] = f"{Path(cmd[0]).parent}{os.pathsep}{env.get('PATH', '')}"
+        try:
+            cmd = self.command()
+        except vng.VngError as exc:
+            raise VMBootError(f"cannot boot {self.kernel.name}: {exc}") from None
+        env = vng.environment(self._home.name, cmd[0])
         env["HARNESS_VM_LOG"] = str(self.log_path)  # lets tests find our processes
         self._log = log = open(self.log_path, "w", buffering=1, errors="replace")
         log.write(f"# {shlex.join(cmd)}\n")
@@ -241,7 +176,7 @@ class VM:
             raise VMBootError(
                 f"kernel {self.kernel.name} did not come up: {lost.reason}{hint}\n"
                 f"full console: {self.log_path}\n--- console (last lines) ---\n{lost.console}",
-                exited=not lost.reason.startswith("no answer"),
+                exited=not lost.reason.startswith(("no answer", "protocol error")),
             ) from None
         if isinstance(msg, protocol.Fatal):
             self.kill()
@@ -271,6 +206,7 @@ class VM:
         if self.proc.poll() is None:
             try:
                 self.send(protocol.Quit())
+                assert self.proc.stdin is not None  # started with stdin=PIPE
                 self.proc.stdin.close()
                 self.proc.wait(grace)
             except (OSError, subprocess.TimeoutExpired):
@@ -284,6 +220,7 @@ class VM:
             return
         self._reaper.kill()
         self._reaper.wait()
+        assert self._reaper.stdin is not None  # started with stdin=PIPE
         self._reaper.stdin.close()
         for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             try:
@@ -303,13 +240,15 @@ class VM:
             t.join(5)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             try:
-                stream.close()
+                if stream is not None:
+                    stream.close()
             except OSError:
                 pass
         self._log.close()
         self._home.cleanup()
 
     def boot_record(self) -> BootRecord:
+        assert self.ready is not None and self.boot_seconds is not None, "boot_record() before start()"
         return BootRecord(
             kernel=self.kernel.name,
             release=self.ready.release,
@@ -329,6 +268,7 @@ class VM:
     # -- plumbing -----------------------------------------------------------
 
     def send(self, msg) -> None:
+        assert self.proc is not None and self.proc.stdin is not None, "send() before start()"
         try:
             self.proc.stdin.write(protocol.encode(msg))
             self.proc.stdin.flush()
@@ -346,12 +286,15 @@ class VM:
                 self.log_path,
             ) from None
         if msg is None:
+            assert self.proc is not None  # messages come only from a started VM
             for t in self._threads:
                 t.join(5)  # the whole console, up to the panic, is in the tail
             self.proc.wait()
             tail = list(self._tail)
             reason = f"{splat.classify(tail)} (vng exit status {self.proc.returncode})"
             raise VMLost(reason, splat.find(tail) or self.console_tail(), self.log_path)
+        if isinstance(msg, protocol.ProtocolError):
+            raise VMLost(f"protocol error: {msg}", self.console_tail(), self.log_path)
         return msg
 
     def _spawn(self, target, *args) -> None:
@@ -360,12 +303,20 @@ class VM:
         self._threads.append(t)
 
     def _read_messages(self, stream, log) -> None:
+        ready = False
         for line in stream:
             try:
-                self._messages.put(protocol.decode(line))
-            except protocol.ProtocolError:
-                # vng itself may print to stdout before the guest runs
+                msg = protocol.decode(line)
+            except protocol.ProtocolError as exc:
                 log.write(f"[stdout] {line.decode(errors='replace')}")
+                # vng itself may print to stdout before the guest runs; once the
+                # agent is up, the channel is its alone, and a stranger there
+                # (or a message of another version, at any time) is an error
+                if ready or isinstance(exc, protocol.VersionError):
+                    self._messages.put(exc)
+                continue
+            ready = ready or isinstance(msg, protocol.Ready)
+            self._messages.put(msg)
         self._messages.put(None)
 
     def _read_console(self, stream, log) -> None:

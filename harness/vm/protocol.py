@@ -19,6 +19,10 @@ class ProtocolError(Exception):
     """The other side sent something that is not a message of this version."""
 
 
+class VersionError(ProtocolError):
+    """A message, but of another protocol version: host and guest run different harnesses."""
+
+
 # host -> guest
 
 
@@ -135,7 +139,7 @@ def decode(line: bytes | str):
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ProtocolError(f"not a harness message: {line[:200]!r}") from exc
     if version != VERSION:
-        raise ProtocolError(
+        raise VersionError(
             f"message version {version}, expected {VERSION}: host and guest run different harness versions"
         )
     return cls(**record)

@@ -79,7 +79,7 @@ def _members(root: Path):
 def _write(target: Path) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with zipfile.PyZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+        with zipfile.PyZipFile(str(tmp), "w", compression=zipfile.ZIP_STORED) as zf:
             for root in roots():
                 for path, name in _members(root):
                     zf.write(path, name)

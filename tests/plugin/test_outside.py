@@ -14,7 +14,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from harness.kernels import resolve
 
+from harness import ids
 from harness.report import records
 from tests.vmtools import require_vm_host
 
@@ -25,8 +27,6 @@ RAN_ON = re.compile(r"OUTSIDE (.+?) ran on (\S+)")
 
 def project(tmp_path: Path) -> Path:
     """A copy of the outside project, expecting the releases of KERNELS (resolved from the cache)."""
-    from harness.kernels import resolve
-
     dest = tmp_path / "project"
     shutil.copytree(OUTSIDE, dest, ignore=shutil.ignore_patterns("__pycache__", "results"))
     releases = [resolve(spec, fetch=False, progress=False).release for spec in KERNELS]
@@ -109,6 +109,35 @@ def test_every_item_kind_runs_once_in_each_kernel_and_never_on_the_host(tmp_path
         assert ("setup_class", release) in said and ("package fixture", release) in said
 
 
+def collected(where: Path, *args: str) -> list[str]:
+    kernels = [a for k in KERNELS for a in ("--kernel", k)]
+    r = pytest_in(where, *kernels, "--offline", "--collect-only", "-q", "--doctest-modules", *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return [line for line in r.stdout.splitlines() if "::" in line]
+
+
+def test_every_item_gets_one_id_per_kernel_in_kernel_order(tmp_path):
+    """Collection only (no boot): the ids the harness makes for every item kind, parsed back by harness.ids."""
+    where = project(tmp_path)
+    cases = plain_ids(where)
+    names = [resolve(spec, fetch=False, progress=False).name for spec in KERNELS]
+    got = collected(where)
+    assert got == [ids.with_kernel(case, name) for name in names for case in cases]
+    assert [ids.split(nodeid, names) for nodeid in got] == [(case, name) for name in names for case in cases]
+
+
+def test_an_id_with_a_kernel_selects_that_kernel_only(tmp_path):
+    where = project(tmp_path)
+    new = resolve(KERNELS[1], fetch=False, progress=False).name
+    one = f"test_functions.py::test_direct[dash-[bracket]-{new}]"
+    assert collected(where, one) == [one]
+    old = resolve(KERNELS[0], fetch=False, progress=False).name
+    two = "test_classes.py::TestPlainClass::test_two"
+    assert collected(where, one, two) == [f"{two}[{old}]", one, f"{two}[{new}]"]
+    by_keyword = collected(where, "-k", new)
+    assert len(by_keyword) == len(plain_ids(where)) and all(n.endswith(f"{new}]") for n in by_keyword)
+
+
 def test_an_item_without_a_kernel_is_an_error_and_never_runs_on_the_host(tmp_path):
     """An item another plugin adds after the harness routed the tests is refused, not run here."""
     (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
@@ -165,8 +194,12 @@ def test_wheel_installed_harness_runs_a_separate_project(tmp_path):
     """Not editable, not this checkout: a wheel in a fresh virtualenv, used from another directory."""
     require_vm_host()
     repo = Path(__file__).resolve().parents[2]
+    source = tmp_path / "source"  # setuptools builds in the source tree: keep the checkout clean
+    shutil.copytree(
+        repo, source, ignore=shutil.ignore_patterns(".git", ".venv", "results", "build", "__pycache__")
+    )
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(repo)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -211,3 +244,17 @@ def test_wheel_installed_harness_runs_a_separate_project(tmp_path):
     assert (
         f"{python} -B -m harness.vm.guest" in console.splitlines()[0]
     )  # the guest ran the installed harness
+
+
+def test_a_path_option_that_would_move_the_rootdir_is_refused(tmp_path):
+    """pytest chooses its rootdir before it loads plugins: `--results-dir DIR` (two words) makes DIR a
+    test path there. Where that moved the rootdir (the project's ids and ini file lost), the run stops."""
+    where = project(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    two_words = pytest_in(where, "--collect-only", "-q", "--results-dir", str(elsewhere))
+    assert two_words.returncode == 4, two_words.stdout + two_words.stderr
+    assert f"write --results-dir={elsewhere} (with '=')" in two_words.stderr
+    one_word = pytest_in(where, "--collect-only", "-q", f"--results-dir={elsewhere}")
+    assert one_word.returncode == 0, one_word.stdout + one_word.stderr
+    assert "test_functions.py::test_plain" in one_word.stdout.splitlines()

@@ -1,0 +1,136 @@
+"""The vng command line: which vng, how it boots a kernel, what it runs in the guest, its environment.
+
+The launcher (``harness.vm.launcher``) and the benchmarks (``bench/``) both
+build their virtme-ng invocations here, so the floor the benchmarks measure is
+the boot the harness does::
+
+    vng --verbose --force-9p -r IMAGE -m 1G -p 2 --cwd DIR [--disable-kvm]
+        [--rwdir A=A] --append modprobe.blacklist=... -- 'SHELL COMMAND'
+
+``HARNESS_VNG`` names the vng executable to run instead of the one found
+next to the interpreter or on PATH; the harness's own tests point it at
+``tests/vm/fakevng.py``, which runs the guest agent without a kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+VNG_ENV = "HARNESS_VNG"
+
+# udev autoloads drivers for every device of QEMU's q35 machine; loading them
+# over 9p under TCG took 10-20 s of each boot (kvm alone about 7 s) and BPF
+# tests need none of them. libkmod honours this list for udev's alias loads.
+UNNEEDED_MODULES = (
+    "kvm",
+    "kvm_amd",
+    "kvm_intel",
+    "ahci",
+    "libahci",
+    "sr_mod",
+    "cdrom",
+    "sg",
+    "iTCO_wdt",
+    "iTCO_vendor_support",
+    "i6300esb",
+    "lpc_ich",
+    "i2c_i801",
+    "pcspkr",
+    "powernow_k8",
+    "evdev",
+    "joydev",
+    "serio_raw",
+    "intel_agp",
+    "aesni_intel",
+    "ghash_clmulni_intel",
+    "crc32_pclmul",
+    "button",
+)
+APPEND = (f"modprobe.blacklist={','.join(UNNEEDED_MODULES)}",)  # kernel arguments of every boot
+
+GUEST_PYZIP = "/tmp/harness-python.zip"  # the guest's tmpfs (an overlay over the host's /tmp)
+
+
+class VngError(Exception):
+    """vng cannot be found or run."""
+
+
+def find_vng() -> str:
+    """$HARNESS_VNG, else vng next to the interpreter (a virtualenv), else vng on PATH."""
+    override = os.environ.get(VNG_ENV)
+    if override:
+        if not os.access(override, os.X_OK):
+            raise VngError(f"{VNG_ENV}={override} is not an executable file; unset it to use virtme-ng's vng")
+        return override
+    local = Path(sys.executable).parent / "vng"
+    found = str(local) if local.exists() else shutil.which("vng")
+    if not found:
+        raise VngError("vng (virtme-ng) is not installed: pip install virtme-ng")
+    return found
+
+
+def guest_command(results_dir: Path | None = None, pyzip: Path | None = None) -> str:
+    """The shell command that starts the guest agent, importing from tmpfs if it can (harness.vm.pyzip)."""
+    agent = shlex.join([sys.executable, "-B", "-m", "harness.vm.guest"])
+    env = []
+    if results_dir is not None:
+        env.append(f"HARNESS_RESULTS_DIR={shlex.quote(str(results_dir))}")
+    if pyzip is None:
+        return " ".join([*env, "exec", agent])
+    return f"cp -- {shlex.quote(str(pyzip))} {GUEST_PYZIP} && " + " ".join(
+        [*env, f"PYTHONPATH={GUEST_PYZIP}", "exec", agent]
+    )
+
+
+def command(
+    image: Path,
+    cwd: Path,
+    script: str,
+    *,
+    memory: str = "1G",
+    cpus: int = 2,
+    kvm: bool = False,
+    rwdirs: Iterable[Path] = (),
+    append: Sequence[str] = APPEND,
+    verbose: bool = True,
+    force_9p: bool = True,
+) -> list[str]:
+    """vng booting ``image`` and running the shell command ``script`` in ``cwd``.
+
+    ``verbose`` (the kernel console on standard error) and ``force_9p`` are
+    what the harness always uses; the benchmarks turn them off only to show
+    what a bare vng costs.
+    """
+    cmd = [find_vng()]
+    if verbose:
+        cmd.append("--verbose")
+    if force_9p:
+        # 9p is where vng ends up here anyway; asking first costs a failed
+        # virtiofsd probe of about 3 s per boot (bench B1x)
+        cmd.append("--force-9p")
+    cmd += ["-r", str(image), "-m", memory, "-p", str(cpus), "--cwd", str(cwd)]
+    if not kvm:
+        cmd.append("--disable-kvm")
+    for path in rwdirs:
+        cmd += ["--rwdir", f"{path}={path}"]
+    for arg in append:
+        cmd += ["--append", arg]
+    return [*cmd, "--", script]
+
+
+def environment(home: str, vng: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment vng runs in.
+
+    vng reads default options from ~/.config/virtme-ng: a private HOME keeps a
+    user's settings out of test runs. vng calls virtme-run through a shell, so
+    the directory vng is in goes first on PATH.
+    """
+    env = dict(os.environ if base is None else base)
+    env["HOME"] = home
+    env["PATH"] = f"{Path(vng).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
