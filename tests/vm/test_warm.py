@@ -125,6 +125,22 @@ def test_records_of_dead_keepers_are_not_listed(tmp_path):
     assert not (vm_dir / "record.json").exists()
 
 
+def test_a_run_that_finds_the_vm_busy_takes_the_next_slot_and_says_whose(tmp_path, monkeypatch):
+    monkeypatch.setenv(warm.STATE_ENV, str(tmp_path))
+    kernel = type("Kernel", (), {"name": "6.1.192", "image": tmp_path / "vmlinuz"})()
+    first = warm.WarmVM(kernel, VMConfig(), tmp_path)
+    slot0, busy = first._claim("k")
+    assert (slot0.name, busy) == ("k-0", [])
+    second = warm.WarmVM(kernel, VMConfig(), tmp_path)
+    slot1, busy = second._claim("k")
+    assert slot1.name == "k-1" and busy == [slot0]
+    first._release()  # the lock goes with the run
+    third = warm.WarmVM(kernel, VMConfig(), tmp_path)
+    assert third._claim("k") == (slot0, [])
+    second._release()
+    third._release()
+
+
 # -- with VMs, in order ------------------------------------------------------------
 
 
