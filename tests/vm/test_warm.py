@@ -4,7 +4,8 @@ The VM tests share boots and run in file order: one warm VM serves the edit,
 state and clean-up runs (a, b) and is ended by a run that leaves a program
 the harness cannot remove (c); the VM of the next run is stopped by `vm stop
 --all` (d); a panic loses the third VM and the same run boots a fourth (e),
-which powers itself off after its idle timeout (f). Four boots in all.
+which powers itself off after its idle timeout (f); a run killed mid-test
+leaves a VM that its idle timeout ends (g). Five boots in all.
 """
 
 from __future__ import annotations
@@ -236,3 +237,29 @@ def test_f_an_idle_warm_vm_powers_itself_off(warm_vms):
     assert warm_vms.nothing_runs(), (warm_vms.keepers(), vm_processes(warm_vms.state))
     code, out = warm_vms.cli("list")
     assert "no warm VMs" in out, out
+
+
+@pytest.mark.vm
+def test_g_a_killed_run_leaves_a_vm_that_its_idle_timeout_ends(warm_vms):
+    """SIGKILL of pytest mid-test: the keeper ends that session in the guest, then powers off when idle."""
+    warm_vms.count += 1
+    results = warm_vms.state / "results" / f"run{warm_vms.count}"
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--kernel", "6.1", "--reuse-vm"]
+    cmd += ["--vm-idle-timeout", "20", "--results-dir", str(results), f"{CASES}::test_sleeps_a_while"]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=warm_vms.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while not (results / "sleeping").exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, "the run ended before its test started"
+            time.sleep(0.5)
+        assert (results / "sleeping").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert warm_vms.keepers() and vm_processes(warm_vms.state)  # the VM outlives its run
+    deadline = time.monotonic() + 180
+    while not warm_vms.nothing_runs() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert warm_vms.nothing_runs(), (warm_vms.keepers(), vm_processes(warm_vms.state))

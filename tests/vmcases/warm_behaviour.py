@@ -76,3 +76,11 @@ def test_panic():
 
 def test_after_panic(bpf_kernel):
     assert bpf_kernel
+
+
+def test_sleeps_a_while():
+    """Runs while the harness's test kills the pytest process that asked for it."""
+    import time
+
+    (Path(os.environ["HARNESS_RESULTS_DIR"]) / "sleeping").write_text("yes")
+    time.sleep(15)
