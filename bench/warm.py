@@ -24,6 +24,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             rows["suite_warm"] = timed([*suite, "--reuse-vm", *res("sw2")], env, args.out / "suite-warm.log")
     finally:
         subprocess.run([PY, "-m", "harness", "vm", "stop", "--all"], env=env, cwd=REPO, check=False)
+        shutil.rmtree(state, ignore_errors=True)  # the VMs' consoles; the pytest outputs are in --out
     report = {
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "commit": subprocess.run(
