@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "kernels": "harness.cli.kernels",
     "report": "harness.cli.report",
     "bisect": "harness.cli.bisect",
+    "vm": "harness.cli.vm",
 }
 
 

@@ -19,6 +19,7 @@ from harness.plugin import reportattrs
 from harness.plugin.roles import Role, role
 from harness.vm import accel, pyzip
 from harness.vm.launcher import VM, VMBootError, VMConfig, VMLost
+from harness.vm.warm import WarmVM
 
 GUEST_CACHE_DIR = "/tmp/harness-pytest-cache"  # the guest's own tmpfs; gone with the VM
 
@@ -63,7 +64,7 @@ class Runner:
         self.kernels = kernels  # name -> harness.kernels.Kernel
         self.route = route
         self.vmcfg = vm_config(config, route.run_dir)
-        self.vm: VM | None = None
+        self.vm: VM | WarmVM | None = None
         self.boot_errors: dict[str, str] = {}
 
     # -- VMs ----------------------------------------------------------------
@@ -88,7 +89,7 @@ class Runner:
             args += ["-o", f"cache_dir={GUEST_CACHE_DIR}"]
         return args
 
-    def vm_for(self, name: str, session) -> VM:
+    def vm_for(self, name: str, session) -> VM | WarmVM:
         from harness.plugin.routing import KernelItem  # noqa: PLC0415
 
         if self.vm is not None and self.vm.kernel.name == name and self.vm.alive:
@@ -97,14 +98,21 @@ class Runner:
         kernel = self.kernels[name]
         if self.vmcfg.pyzip is None:
             self.vmcfg = self._with_pyzip(self.vmcfg)
-        note(
-            self.config,
-            f"booting {name} ({self.vmcfg.accel.upper()}, {self.vmcfg.cpus} vCPU, {self.vmcfg.memory}) ...",
-        )
+        if not self.config.option.reuse_vm:  # a warm VM says itself whether it boots
+            note(
+                self.config,
+                f"booting {name} ({self.vmcfg.accel.upper()}, {self.vmcfg.cpus} vCPU, {self.vmcfg.memory}) ...",
+            )
         cases = [
             item.case.nodeid for item in session.items if isinstance(item, KernelItem) and item.kernel == name
         ]
-        vm = VM(kernel, self.vmcfg, self.config.invocation_params.dir)
+        cwd = self.config.invocation_params.dir
+        vm: VM | WarmVM
+        if self.config.option.reuse_vm:
+            idle = self.config.option.vm_idle_timeout
+            vm = WarmVM(kernel, self.vmcfg, cwd, idle_timeout=idle, say=lambda text: note(self.config, text))
+        else:
+            vm = VM(kernel, self.vmcfg, cwd)
         ready = vm.start(self._guest_args(name), list(dict.fromkeys(cases)))
         self.vm = vm
         note(

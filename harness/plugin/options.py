@@ -52,6 +52,19 @@ def pytest_addoption(parser):
         help="a test that runs longer is ended as 'VM lost' (default 300)",
     )
     group.addoption(
+        "--reuse-vm",
+        action="store_true",
+        help="keep each VM running after the run and attach to it next time (same kernel and "
+        "VM settings): a rerun starts in about a second. See `python -m harness vm list`",
+    )
+    group.addoption(
+        "--vm-idle-timeout",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="with --reuse-vm: a warm VM unused this long powers itself off (default 900)",
+    )
+    group.addoption(
         "--results-dir",
         type=Path,
         default=None,

@@ -192,24 +192,33 @@ class Agent:
             target.longrepr = f"kernel splat during the test on {self.kernel}:\n{text}"
 
 
+def session(channel: Channel, start, extra: tuple = ()) -> int:
+    """One pytest session for the host's Start; returns once the host sends Quit (or goes away)."""
+    if not isinstance(start, protocol.Start):
+        channel.send(protocol.Fatal(f"expected Start, got {start!r}"))
+        return 2
+    agent = Agent(channel, start.kernel, start.collect)
+    code = pytest.main(start.args, plugins=[agent, *extra])
+    if not agent.ready_sent:
+        channel.send(
+            protocol.Fatal(
+                f"pytest exited with status {int(code)} before collecting in the guest; "
+                "its output is in the console log"
+            )
+        )
+    return 0
+
+
 def main() -> int:
     channel = Channel()
     try:
         prepare()
-        start = channel.receive()
-        if not isinstance(start, protocol.Start):
-            channel.send(protocol.Fatal(f"expected Start, got {start!r}"))
-            return 2
-        agent = Agent(channel, start.kernel, start.collect)
-        code = pytest.main(start.args, plugins=[agent])
-        if not agent.ready_sent:
-            channel.send(
-                protocol.Fatal(
-                    f"pytest exited with status {int(code)} before collecting in the guest; "
-                    "its output is in the console log"
-                )
-            )
-        return 0
+        first = channel.receive()
+        if isinstance(first, protocol.Serve):  # a warm VM (--reuse-vm)
+            from harness.vm import forkserver  # noqa: PLC0415
+
+            return forkserver.serve(channel)
+        return session(channel, first)
     except BaseException:  # noqa: BLE001 - report anything to the host, then die
         channel.send(protocol.Fatal(traceback.format_exc()))
         return 3

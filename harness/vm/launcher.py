@@ -127,6 +127,18 @@ class VM:
 
     def start(self, args: list[str], collect: list[str]) -> protocol.Ready:
         """Boot, hand the guest its pytest arguments and cases, and wait until it has collected."""
+        started = self.launch()
+        self.send(protocol.Start(args=args, kernel=self.kernel.name, collect=collect))
+        msg = self.await_boot()
+        if not isinstance(msg, protocol.Ready):
+            self.kill()
+            raise VMBootError(f"expected Ready from the guest, got {msg!r}")
+        self.boot_seconds = time.monotonic() - started
+        self.ready = msg
+        return msg
+
+    def launch(self) -> float:
+        """Start vng and the reaper; returns the monotonic time it started."""
         try:
             cmd = self.command()
         except vng.VngError as exc:
@@ -150,7 +162,10 @@ class VM:
         )
         self._spawn(self._read_messages, self.proc.stdout, log)
         self._spawn(self._read_console, self.proc.stderr, log)
-        self.send(protocol.Start(args=args, kernel=self.kernel.name, collect=collect))
+        return started
+
+    def await_boot(self):
+        """The guest's first answer; VMBootError (and the VM killed) if it fails or never comes."""
         try:
             msg = self._receive(self.cfg.boot_timeout)
         except VMLost as lost:
@@ -166,11 +181,6 @@ class VM:
         if isinstance(msg, protocol.Fatal):
             self.kill()
             raise VMBootError(f"the guest agent on {self.kernel.name} failed:\n{msg.message}")
-        if not isinstance(msg, protocol.Ready):
-            self.kill()
-            raise VMBootError(f"expected Ready from the guest, got {msg!r}")
-        self.boot_seconds = time.monotonic() - started
-        self.ready = msg
         return msg
 
     def run(self, nodeid: str, next_nodeid: str | None = None) -> protocol.Done:

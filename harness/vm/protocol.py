@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-VERSION = 2
+VERSION = 3
 
 
 class ProtocolError(Exception):
@@ -45,7 +45,22 @@ class Run:
 
 @dataclass
 class Quit:
-    """Finish the session and power the VM off."""
+    """Finish the session and power the VM off (a warm VM: end this run's session)."""
+
+
+@dataclass
+class Serve:
+    """Become a fork server for warm reruns (``--reuse-vm``), see harness.vm.forkserver."""
+
+
+@dataclass
+class Fork:
+    """Fork server: start a fresh child for one run, in this directory with these variables.
+
+    The child then takes the run's Start, Run and Quit like a one-shot agent."""
+
+    cwd: str
+    env: dict[str, str] = field(default_factory=dict)
 
 
 # guest -> host
@@ -71,13 +86,44 @@ class Done:
 
 
 @dataclass
+class Serving:
+    """The fork server is up: what it booted, and the kernel objects that existed after boot."""
+
+    release: str
+    version: str
+    uptime: float
+    baseline: dict[str, int] = field(default_factory=dict)  # kind -> count
+
+
+@dataclass
+class Cleaned:
+    """A run's child exited; what it left behind was removed, or could not be."""
+
+    status: int  # the child's exit status
+    removed: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)  # non-empty: the VM must not serve again
+    seconds: float = 0.0
+
+
+@dataclass
+class Lost:
+    """From the keeper of a warm VM: the VM died (panic, crash); it will not answer again."""
+
+    reason: str
+    console: str
+    log: str | None = None
+
+
+@dataclass
 class Fatal:
     """The agent cannot go on (pytest usage error, crash in the agent)."""
 
     message: str
 
 
-MESSAGES = {cls.__name__: cls for cls in (Start, Run, Quit, Ready, Done, Fatal)}
+MESSAGES = {
+    cls.__name__: cls for cls in (Start, Run, Quit, Serve, Fork, Ready, Done, Serving, Cleaned, Lost, Fatal)
+}
 
 
 def encode(msg) -> bytes:

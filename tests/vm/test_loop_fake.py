@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.vm import preflight
+from harness.vm import preflight, protocol
 from tests.vmtools import ROOT, run_pytest, vm_processes
 
 FAKE = Path(__file__).with_name("fakevng.py")
@@ -131,7 +131,8 @@ def test_a_hanging_test_is_lost_by_timeout_and_its_vm_reaped(fake):
     [
         (
             "test_sends_other_version",
-            "protocol error: message version 1, expected 2: host and guest run different harness versions",
+            f"protocol error: message version 1, expected {protocol.VERSION}: "
+            "host and guest run different harness versions",
         ),
         ("test_sends_garbage", "protocol error: not a harness message: b'garbage on the channel\\n'"),
     ],

@@ -1,0 +1,186 @@
+"""Time to first result (issue 12): cold and warm runs against bare virtme-ng, in one run, one table.
+
+    .venv/bin/python bench/warm.py [--out bench/results-warm] [--skip-suite]
+
+Rows, each beside its baseline, measured one after the other on this machine:
+
+- floor: ``vng --disable-kvm -r IMAGE -m 1G -p 2 -- true`` (a user without the harness);
+- cold: ``pytest --kernel 6.1 bench/case_one.py``; target <= 0.8x the floor;
+- warm: the second ``pytest --kernel 6.1 --reuse-vm bench/case_one.py`` (the first boots the
+  VM); target <= 2 s wall, host pytest start-up included;
+- B2: per-test overhead in the warm VM, (200 trivial tests - 1 trivial test) / 199; target <= 10 ms;
+- suite: ``pytest --kernel S1 --kernel S2 ... -n 2 cases/``, every Debian series of the catalog,
+  cold and then warm (the second run with --reuse-vm).
+
+Warm VMs live in a private state directory and are stopped at the end. Other
+sessions share the machine: the load average before and after each row is
+recorded; timings are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+PY = sys.executable
+
+
+def debian_series() -> list[str]:
+    """Every Debian series of the catalog, oldest first (the suite rows boot each)."""
+    from harness.kernels.catalog import load_catalog
+    from packaging.version import Version
+
+    return sorted({e.series for e in load_catalog().entries if e.source == "debian"}, key=Version)
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def timed(cmd: list[str], env: dict, log: Path) -> dict:
+    before = load()
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
+    seconds = time.monotonic() - started
+    log.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
+    summary = (proc.stdout.strip().splitlines() or [""])[-1]
+    return {
+        "seconds": round(seconds, 2),
+        "rc": proc.returncode,
+        "summary": summary,
+        "load": [round(before, 2), round(load(), 2)],
+        "log": str(log),
+        "up": _up(proc.stdout),
+    }
+
+
+def _up(out: str) -> float | None:
+    """The harness's own "up in X s" (time to Ready), if it said it."""
+    found = re.findall(r" up in ([\d.]+) s", out)
+    return float(found[-1]) if found else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results-warm")
+    parser.add_argument("--skip-suite", action="store_true", help="leave out the cases/ rows")
+    args = parser.parse_args(argv)
+    from harness.kernels import resolve
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    state = tempfile.mkdtemp(prefix="hvm-bench-")
+    env = {**os.environ, "HARNESS_VM_STATE_DIR": state}
+    image = resolve("6.1", fetch=False, progress=False).image
+    pytest = [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+    rows: dict[str, dict] = {}
+    report_series: list[str] = []
+
+    def res(name: str) -> list[str]:
+        return ["--results-dir", str(Path(state) / "results" / name)]
+
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            vng = str(Path(PY).parent / "vng")
+            # a user's shell in the activated virtualenv: vng runs virtme-run from PATH
+            floor_env = {**env, "HOME": home, "PATH": f"{Path(PY).parent}{os.pathsep}{env.get('PATH', '')}"}
+            cmd = [vng, "--disable-kvm", "-r", str(image), "-m", "1G", "-p", "2", "--", "true"]
+            rows["floor"] = timed(cmd, floor_env, args.out / "floor.log")
+        rows["cold"] = timed(
+            [*pytest, "--kernel", "6.1", *res("cold"), "bench/case_one.py"], env, args.out / "cold.log"
+        )
+        warm = [*pytest, "--kernel", "6.1", "--reuse-vm"]
+        rows["warm_boot"] = timed([*warm, *res("w1"), "bench/case_one.py"], env, args.out / "warm-boot.log")
+        rows["warm"] = timed([*warm, *res("w2"), "bench/case_one.py"], env, args.out / "warm.log")
+        rows["warm_again"] = timed([*warm, *res("w3"), "bench/case_one.py"], env, args.out / "warm-again.log")
+        rows["b2_one"] = timed(
+            [*warm, *res("b2one"), "bench/cases_trivial.py::test_trivial[0]"], env, args.out / "b2-one.log"
+        )
+        rows["b2_200"] = timed([*warm, *res("b2all"), "bench/cases_trivial.py"], env, args.out / "b2-200.log")
+        if not args.skip_suite:
+            series = debian_series()
+            report_series = series
+            kernels = [arg for one in series for arg in ("--kernel", one)]
+            suite = [*pytest, *kernels, "-n", "2", "cases/"]
+            rows["suite_cold"] = timed([*suite, *res("sc")], env, args.out / "suite-cold.log")
+            rows["suite_warm_boot"] = timed(
+                [*suite, "--reuse-vm", *res("sw1")], env, args.out / "suite-warm-boot.log"
+            )
+            rows["suite_warm"] = timed([*suite, "--reuse-vm", *res("sw2")], env, args.out / "suite-warm.log")
+    finally:
+        subprocess.run([PY, "-m", "harness", "vm", "stop", "--all"], env=env, cwd=REPO, check=False)
+        shutil.rmtree(state, ignore_errors=True)  # the VMs' consoles; the pytest outputs are in --out
+    report = {
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
+        "cpus": os.cpu_count(),
+        "rows": rows,
+        "series": report_series,
+    }
+    (args.out / "warm.json").write_text(json.dumps(report, indent=1))
+    table = render(report)
+    (args.out / "warm.md").write_text(table)
+    print(table)
+    return 0
+
+
+def render(report: dict) -> str:
+    r = report["rows"]
+    floor = r["floor"]["seconds"]
+    b2 = (r["b2_200"]["seconds"] - r["b2_one"]["seconds"]) / 199 * 1000
+    lines = [
+        f"Measured {report['when']}, commit {report['commit']}, {report['cpus']} CPUs, TCG. "
+        "Load averages before/after each row in brackets.",
+        "",
+        "| row | what | value | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+        f"| floor | `vng --disable-kvm -r IMAGE -m 1G -p 2 -- true` | {floor:.1f} s {r['floor']['load']} | | | | |",
+        f"| cold | `pytest --kernel 6.1 bench/case_one.py` | {r['cold']['seconds']:.1f} s "
+        f"(to Ready {r['cold']['up']} s) {r['cold']['load']} | floor {floor:.1f} s | "
+        f"{r['cold']['seconds'] / floor:.2f} | <= 0.8 | {'yes' if r['cold']['seconds'] <= 0.8 * floor else 'no'} |",
+        f"| warm, first run | the same with `--reuse-vm` (boots the VM) | {r['warm_boot']['seconds']:.1f} s "
+        f"{r['warm_boot']['load']} | cold {r['cold']['seconds']:.1f} s | "
+        f"{r['warm_boot']['seconds'] / r['cold']['seconds']:.2f} | | |",
+    ]
+    for key, label in (("warm", "warm, second run"), ("warm_again", "warm, third run")):
+        s = r[key]["seconds"]
+        lines.append(
+            f"| {label} | `pytest --kernel 6.1 --reuse-vm bench/case_one.py` | **{s:.2f} s** "
+            f"(to Ready {r[key]['up']} s) {r[key]['load']} | floor {floor:.1f} s | {s / floor:.3f} | "
+            f"<= 2 s | {'yes' if s <= 2 else 'no'} |"
+        )
+    lines.append(
+        f"| B2 | warm VM: (200 trivial tests {r['b2_200']['seconds']:.2f} s - 1 test "
+        f"{r['b2_one']['seconds']:.2f} s) / 199 | **{b2:.1f} ms/test** | | | <= 10 ms | "
+        f"{'yes' if b2 <= 10 else 'no'} |"
+    )
+    if "suite_cold" in r:
+        cold = r["suite_cold"]["seconds"]
+        kernels = " ".join(f"--kernel {one}" for one in report.get("series", ["6.1", "6.12"]))
+        for key, label in (
+            ("suite_cold", "cold"),
+            ("suite_warm_boot", "--reuse-vm, first"),
+            ("suite_warm", "--reuse-vm, second"),
+        ):
+            lines.append(
+                f"| suite, {label} | `pytest {kernels} -n 2 cases/`: "
+                f"{r[key]['summary']} | {r[key]['seconds']:.1f} s {r[key]['load']} | cold {cold:.1f} s | "
+                f"{r[key]['seconds'] / cold:.2f} | | |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
