@@ -9,6 +9,7 @@ items by kernel so that two workers run two kernels side by side.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.plugin import reportattrs
+from harness.plugin.items import KernelItem
 from harness.plugin.roles import Role, role
 from harness.vm import accel, pyzip
 from harness.vm.launcher import VM, VMBootError, VMConfig, VMLost
@@ -34,8 +36,6 @@ def note(config, text: str) -> None:
 
 
 def vm_config(config, run_dir: str | None) -> VMConfig:
-    from harness.plugin.routing import vm_cpus  # noqa: PLC0415
-
     try:
         chosen = accel.choose(config.option.accel)
     except ValueError as exc:
@@ -90,8 +90,6 @@ class Runner:
         return args
 
     def vm_for(self, name: str, session) -> VM | WarmVM:
-        from harness.plugin.routing import KernelItem  # noqa: PLC0415
-
         if self.vm is not None and self.vm.kernel.name == name and self.vm.alive:
             return self.vm
         self.close()
@@ -241,3 +239,12 @@ def refuse(item, text: str) -> None:
         )
     )
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+
+def vm_cpus(config) -> int:
+    """Parallel VMs share the host: under TCG two 2-vCPU guests on 2 cores were no faster
+    together than one after the other (bench B3)."""
+    if config.option.vm_cpus:
+        return config.option.vm_cpus
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    return max(1, min(2, (os.cpu_count() or 1) // workers))

@@ -26,6 +26,7 @@ import pytest
 
 from harness import ids
 from harness.plugin import options, rundir
+from harness.plugin.items import KernelItem
 from harness.plugin.roles import Role, records_results, role, vm_mode
 
 KERNELS = pytest.StashKey[dict]()  # name -> harness.kernels.Kernel, in --kernel order
@@ -43,37 +44,6 @@ class Route:
     guest_args: list[str]  # the user's pytest arguments, for the guest's pytest
     only: dict[str, list[str]]  # case -> kernels, for ids given with a kernel
     run_dir: str | None = None
-
-
-class KernelItem(pytest.Item):
-    """A test (the case) on one kernel. It runs in a VM of that kernel, never on the host."""
-
-    def __init__(self, *, case: pytest.Item, kernel: str, **kw):
-        super().__init__(**kw)
-        self.case = case
-        self.kernel = kernel
-        # -k and -m select by the test's own names and markers
-        self.own_markers.extend(case.own_markers)
-        self.keywords.update(case.keywords)
-        self.extra_keyword_matches.update(case.extra_keyword_matches)
-
-    @classmethod
-    def for_case(cls, case: pytest.Item, kernel: str) -> KernelItem:
-        assert case.parent is not None  # collected items always have one
-        return cls.from_parent(
-            case.parent,
-            name=ids.with_kernel(case.name, kernel),
-            nodeid=ids.with_kernel(case.nodeid, kernel),
-            case=case,
-            kernel=kernel,
-        )
-
-    def reportinfo(self):
-        path, lineno, domain = self.case.reportinfo()
-        return path, lineno, ids.with_kernel(domain, self.kernel)
-
-    def runtest(self):
-        raise RuntimeError(f"{self.nodeid} runs in a VM of {self.kernel}, not on the host")
 
 
 # -- kernels ------------------------------------------------------------------
@@ -268,12 +238,3 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(
             f"{b.kernel:<12} {b.release:<28} {b.accel.upper()}  boot {b.boot_seconds:6.1f} s  {b.console_log}"
         )
-
-
-def vm_cpus(config) -> int:
-    """Parallel VMs share the host: under TCG two 2-vCPU guests on 2 cores were no faster
-    together than one after the other (bench B3)."""
-    if config.option.vm_cpus:
-        return config.option.vm_cpus
-    workers = getattr(config, "workerinput", {}).get("workercount", 1)
-    return max(1, min(2, (os.cpu_count() or 1) // workers))
