@@ -185,19 +185,7 @@ class VM:
 
     def run(self, nodeid: str, next_nodeid: str | None = None) -> protocol.Done:
         """Run one test; raises VMLost (and kills the VM) if it dies or hangs."""
-        self.send(protocol.Run(nodeid=nodeid, next=next_nodeid))
-        try:
-            msg = self._receive(self.cfg.test_timeout)
-        except VMLost:
-            self.kill()
-            raise
-        if isinstance(msg, protocol.Fatal):
-            self.kill()
-            raise VMLost(f"guest agent failed: {msg.message}", self.console_tail(), self.log_path)
-        if not isinstance(msg, protocol.Done) or msg.nodeid != nodeid:
-            self.kill()
-            raise VMLost(f"protocol out of step: got {msg!r}", self.console_tail(), self.log_path)
-        return msg
+        return run_one(self, nodeid, next_nodeid)
 
     def close(self, grace: float = 20.0) -> None:
         """Ask the guest to power off; kill the process group if it does not."""
@@ -324,3 +312,20 @@ class VM:
             line = raw.decode(errors="replace")
             log.write(line)
             self._tail.append(line.rstrip("\n"))
+
+
+def run_one(vm, nodeid: str, next_nodeid: str | None) -> protocol.Done:
+    """Run one test in a VM or a warm VM (harness.vm.warm): its Done, or VMLost with the VM killed."""
+    vm.send(protocol.Run(nodeid=nodeid, next=next_nodeid))
+    try:
+        msg = vm._receive(vm.cfg.test_timeout)
+    except VMLost:
+        vm.kill()
+        raise
+    if isinstance(msg, protocol.Fatal):
+        vm.kill()
+        raise VMLost(f"guest agent failed: {msg.message}", vm.console_tail(), vm.log_path)
+    if not isinstance(msg, protocol.Done) or msg.nodeid != nodeid:
+        vm.kill()
+        raise VMLost(f"protocol out of step: got {msg!r}", vm.console_tail(), vm.log_path)
+    return msg

@@ -42,7 +42,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from harness.vm import protocol
-from harness.vm.launcher import BootRecord, VMBootError, VMConfig, VMError, VMLost
+from harness.vm.launcher import BootRecord, VMBootError, VMConfig, VMError, VMLost, run_one
 
 STATE_ENV = "HARNESS_VM_STATE_DIR"
 DEFAULT_IDLE_TIMEOUT = 900.0  # seconds; a warm VM holds 1 GiB and, under TCG, some CPU
@@ -284,19 +284,7 @@ class WarmVM:
         return msg
 
     def run(self, nodeid: str, next_nodeid: str | None = None) -> protocol.Done:
-        self.send(protocol.Run(nodeid=nodeid, next=next_nodeid))
-        try:
-            msg = self._receive(self.cfg.test_timeout)
-        except VMLost:
-            self.kill()
-            raise
-        if isinstance(msg, protocol.Fatal):
-            self.kill()
-            raise VMLost(f"guest agent failed: {msg.message}", "", self.log_path)
-        if not isinstance(msg, protocol.Done) or msg.nodeid != nodeid:
-            self.kill()
-            raise VMLost(f"protocol out of step: got {msg!r}", "", self.log_path)
-        return msg
+        return run_one(self, nodeid, next_nodeid)
 
     def close(self, grace: float | None = None) -> None:
         """End this run's session in the guest and wait for its clean-up; the VM stays up."""
