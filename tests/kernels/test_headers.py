@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 from harness.kernels import headers as H
+from harness.kernels.catalog import load_catalog, resolve_spec
 from harness.kernels.errors import KernelError
 from harness.kernels.kernel import Kernel
 
-# A bookworm kernel the host's apt lists (the 6.1 of the catalog)
-RELEASE, VERSION = "6.1.0-56-amd64", "6.1.192-2"
+# The catalog's 6.1: a bookworm kernel a Debian 12 host's apt lists (a pin of its own
+# here would go stale when the security archive moves on to the next build)
+_SIX_ONE = resolve_spec("6.1", load_catalog())
+RELEASE, VERSION = _SIX_ONE.release, _SIX_ONE.debs[0].version
 REAL_DEPENDS = (
     "linux-headers-6.1.0-56-common (= 6.1.192-2), linux-kbuild-6.1 (>= 6.1.192-2), linux-compiler-gcc-12-x86"
 )
