@@ -94,7 +94,7 @@ class Runner:
             return self.vm
         self.close()
         kernel = self.kernels[name]
-        if self.vmcfg.pyzip is None:
+        if not self.vmcfg.pyzip:
             self.vmcfg = self._with_pyzip(self.vmcfg)
         if not self.config.option.reuse_vm:  # a warm VM says itself whether it boots
             note(
@@ -123,7 +123,7 @@ class Runner:
 
     def _with_pyzip(self, vmcfg: VMConfig) -> VMConfig:
         try:
-            return dataclasses.replace(vmcfg, pyzip=pyzip.ensure())
+            return dataclasses.replace(vmcfg, pyzip=(pyzip.harness_zip(), pyzip.ensure()))
         except OSError as exc:  # an unwritable cache costs speed, not correctness
             note(self.config, f"guest imports go over 9p (slower): cannot build the module zip: {exc}")
             return vmcfg

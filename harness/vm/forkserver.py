@@ -9,10 +9,13 @@ one pytest session exactly as a one-shot agent would, so the user's test
 files are imported fresh (an edit on the host is seen by the next run) and
 no Python state crosses runs.
 
-When the child exits, the parent compares BPF programs, maps and links (by
-id), bpffs pins and cgroups with the post-boot baseline, removes the pins
-and cgroups the run created (whatever was attached to them goes with them)
-and reports ``Cleaned``. Objects that still exist after that are held
+When the child exits, the parent kills every process the run left running
+(the parent is a child subreaper, so a process that escaped with ``setsid``
+or a double fork is still its descendant), compares BPF programs, maps and
+links (by id), bpffs pins, cgroups and the scratch directories (``/tmp``,
+``/dev/shm``) with the post-boot baseline, removes what the run created
+(whatever was attached to a pin or cgroup goes with it) and reports
+``Cleaned``. Objects that still exist after that are held
 somewhere the parent cannot see (a program attached with the legacy API to
 a cgroup that existed at boot, a process that escaped): they are reported as
 leftovers, and the host powers this VM off so the next run boots fresh.
@@ -21,9 +24,12 @@ leftovers, and the host powers this VM off so the next run boots fresh.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -33,6 +39,9 @@ from harness.vm import protocol
 
 BPFFS = "/sys/fs/bpf"
 CGROUP = "/sys/fs/cgroup"
+SCRATCH = ("/tmp", "/dev/shm", "/var/tmp")  # where a test may leave files in the guest
+LOWER = "/run/harness-lower"  # see mount_lower
+PR_SET_CHILD_SUBREAPER = 36
 # Freeing a closed map or program is deferred to RCU and work queues; under TCG
 # a run's objects took up to about a second to disappear.
 SETTLE_SECONDS = 10.0
@@ -48,6 +57,7 @@ class Snapshot:
     ids: dict[str, set[int]]  # "prog" | "map" | "link" -> ids
     pins: set[str]
     cgroups: set[str]
+    scratch: set[str]
 
 
 def _ids() -> dict[str, set[int]]:
@@ -72,7 +82,133 @@ def _tree(root: str, dirs_only: bool) -> set[str]:
 
 
 def snapshot() -> Snapshot:
-    return Snapshot(ids=_ids(), pins=_tree(BPFFS, dirs_only=False), cgroups=_tree(CGROUP, dirs_only=True))
+    return Snapshot(
+        ids=_ids(),
+        pins=_tree(BPFFS, dirs_only=False),
+        cgroups=_tree(CGROUP, dirs_only=True),
+        scratch=_scratch(),
+    )
+
+
+def _overlay_upper(mountpoint: str) -> str | None:
+    """The upper directory of the overlay mounted at ``mountpoint``, if one is."""
+    upper = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields, _, tail = line.partition(" - ")
+            fstype, _, options = (tail.split() + ["", "", ""])[:3]
+            if fields.split()[4] != mountpoint:
+                continue
+            upper = None  # the last mount at a path is the one seen there
+            if fstype == "overlay":
+                opts = dict(o.partition("=")[::2] for o in options.split(","))
+                upper = opts.get("upperdir")
+    return upper
+
+
+def _scratch() -> set[str]:
+    """Every path a run could have written under the scratch directories, as seen in the guest.
+
+    vng mounts /tmp as an overlay of the host's /tmp: only its upper directory
+    holds what the guest wrote (walking the merged view would walk the host's
+    whole /tmp over 9p). Other mounts below a root (the results directory is
+    mounted at its host path, often under /tmp) are not entered.
+    """
+    found: set[str] = set()
+    for root in SCRATCH:
+        base = _overlay_upper(root) or root
+        with contextlib.suppress(OSError):
+            device = os.lstat(base).st_dev
+            for top, dirs, files in os.walk(base):
+                dirs[:] = [d for d in dirs if os.lstat(os.path.join(top, d)).st_dev == device]
+                rel = os.path.relpath(top, base)
+                found.update(os.path.normpath(os.path.join(root, rel, name)) for name in (*dirs, *files))
+    return found
+
+
+def mount_lower() -> None:
+    """The root file system without what is mounted on it, at LOWER: there /tmp is the host's,
+    which tells a file a run created from one of the host's it changed."""
+    os.makedirs(LOWER, exist_ok=True)
+    if not os.path.ismount(LOWER):
+        subprocess.run(["mount", "--bind", "/", LOWER], check=True, capture_output=True)
+
+
+def _descendants() -> dict[int, str]:
+    """This process's descendants (pid -> command name): with the subreaper flag, all a run left."""
+    parent: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # exited meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+        parent[int(entry)], names[int(entry)] = int(rest.split()[1]), name
+    found: dict[int, str] = {}
+    frontier = {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, ppid in parent.items() if ppid in frontier and pid not in found}
+        found.update((pid, names[pid]) for pid in frontier)
+    return found
+
+
+def _kill_leftover_processes(deadline: float) -> tuple[list[str], list[str]]:
+    """Kill and reap what the run left running: (killed, still alive at the deadline)."""
+    killed: dict[int, str] = {}
+    while True:
+        left = _descendants()
+        if not left or time.monotonic() > deadline:
+            break
+        for pid, name in left.items():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            killed.setdefault(pid, name)
+        while True:  # reap them: each is our child now
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        time.sleep(0.01)
+    return (
+        [f"process {pid} ({name})" for pid, name in sorted(killed.items())],
+        [f"process {pid} ({name}, cannot be killed)" for pid, name in sorted(left.items())],
+    )
+
+
+def _remove_scratch(baseline: set[str]) -> tuple[list[str], list[str]]:
+    """Remove what the run created under the scratch directories (each new tree once).
+
+    A path the host's /tmp also has was changed, not created, by the run: the
+    overlay cannot be put back without a reboot, so it is a leftover."""
+    removed, stuck = [], []
+    gone: set[str] = set()
+    overlaid = tuple(f"{root}/" for root in SCRATCH if _overlay_upper(root))
+    for path in sorted(_scratch() - baseline):
+        if os.path.dirname(path) in gone:
+            gone.add(path)
+            continue
+        if path.startswith(overlaid) and os.path.lexists(LOWER + path):
+            if not os.path.isdir(LOWER + path):
+                stuck.append(f"file {path} (a file of the host's {path.split('/')[1]} the run changed)")
+            continue  # a host directory the run wrote in: what it created inside comes next
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            removed.append(f"file {path}")
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            stuck.append(f"file {path} ({exc.strerror})")
+        gone.add(path)
+    return removed, stuck
 
 
 def _describe(kind: str, id_: int) -> str:
@@ -129,14 +265,16 @@ def _rmdir(path: str, deadline: float) -> bool:
 def clean(baseline: Snapshot, child_pgid: int) -> protocol.Cleaned:
     """Remove what the run added; report what could not be removed."""
     started = time.monotonic()
+    deadline = started + SETTLE_SECONDS
     try:
         os.killpg(child_pgid, signal.SIGKILL)  # what the run started and left running
     except OSError:
         pass
-    removed: list[str] = []
-    leftovers: list[str] = []
+    removed, leftovers = _kill_leftover_processes(deadline)  # including what escaped the group
+    files, stuck = _remove_scratch(baseline.scratch)
+    removed += files
+    leftovers += stuck
     now = snapshot()
-    deadline = time.monotonic() + SETTLE_SECONDS
     for path in sorted(now.cgroups - baseline.cgroups, key=lambda p: -p.count("/")):
         _kill_cgroup(path)
     for path in sorted(now.cgroups - baseline.cgroups, key=lambda p: -p.count("/")):
@@ -267,7 +405,11 @@ def serve(channel) -> int:
     from harness.vm import guest  # noqa: F401, PLC0415
 
     libbpf.libbpf_version()  # dlopen now, not in each child
+    # orphans of a run (setsid, double fork) become our children, not init's: clean() finds them
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
     boot_cwd = os.getcwd()
+    mount_lower()
     baseline = snapshot()
     uname = os.uname()
     with open("/proc/uptime") as f:

@@ -210,6 +210,9 @@ def session(channel: Channel, start, extra: tuple = ()) -> int:
 
 
 def main() -> int:
+    sys.path.insert(
+        0, os.getcwd()
+    )  # the tests' directory first, as `python -m pytest` has it (vng.guest_command)
     channel = Channel()
     try:
         prepare()

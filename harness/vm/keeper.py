@@ -60,7 +60,7 @@ class Keeper:
             test_timeout=float(raw["test_timeout"]),
             append=tuple(raw["append"]),
             results_dir=Path(raw["results_dir"]) if raw["results_dir"] else None,
-            pyzip=Path(raw["pyzip"]) if raw["pyzip"] else None,
+            pyzip=tuple(Path(p) for p in raw["pyzip"]),
             log_dir=directory,
         )
         self.idle_timeout = float(spec["idle_timeout"])

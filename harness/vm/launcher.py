@@ -76,7 +76,7 @@ class VMConfig:
     log_dir: Path = Path("results") / "vm-logs"
     append: tuple[str, ...] = vng.APPEND
     results_dir: Path | None = None  # writable in the guest, as $HARNESS_RESULTS_DIR
-    pyzip: Path | None = None  # see harness.vm.pyzip
+    pyzip: tuple[Path, ...] = ()  # see harness.vm.pyzip
 
 
 @dataclass(frozen=True)

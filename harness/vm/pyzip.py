@@ -10,14 +10,24 @@ files stay where they are, later on ``sys.path``.
 The zip holds sources next to byte code, so tracebacks through the standard
 library still show their lines. It is rebuilt when the interpreter or the
 installed packages change.
+
+The harness itself goes in a second, small zip (``harness_zip``), rebuilt
+whenever one of its files changes. Over 9p the guest compiled each of the
+harness modules it imports from source at every boot (it runs with ``-B`` on
+a read-only root, and a host with ``PYTHONDONTWRITEBYTECODE`` has no byte code
+to offer), and pytest rewrote the asserts of every one, since the harness is
+a pytest plugin; modules imported from a zip are never rewritten.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import os
 import sys
 import sysconfig
+import time
 import zipfile
 from pathlib import Path
 
@@ -39,6 +49,15 @@ SKIP = {
     "venv",
     "harness",
 }
+HARNESS_PACKAGES = (
+    "harness",
+    "harness.bpf",
+    "harness.cli",
+    "harness.kernels",
+    "harness.plugin",
+    "harness.report",
+    "harness.vm",
+)
 CODE_ONLY = {".py", ".pyi", ".typed"}  # a package with other files may read them from disk
 
 
@@ -76,13 +95,13 @@ def _members(root: Path):
                         yield p, str(p.relative_to(root))
 
 
-def _write(target: Path) -> None:
+def _write(target: Path, members) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with zipfile.PyZipFile(str(tmp), "w", compression=zipfile.ZIP_STORED) as zf:
-            for root in roots():
-                for path, name in _members(root):
-                    zf.write(path, name)
+            for path, name in members:
+                zf.write(path, name)
+                if name.endswith(".py"):
                     code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
                     zf.writestr(zipfile.ZipInfo(name + "c", zf.getinfo(name).date_time), _pyc(code, path))
         os.replace(tmp, target)
@@ -92,7 +111,6 @@ def _write(target: Path) -> None:
 
 def _pyc(code, source: Path) -> bytes:
     """A timestamp-based .pyc, as zipimport checks it against the source entry."""
-    import importlib.util  # noqa: PLC0415
     import marshal  # noqa: PLC0415
 
     st = source.stat()
@@ -103,6 +121,50 @@ def _pyc(code, source: Path) -> bytes:
         + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
         + marshal.dumps(code)
     )
+
+
+def _harness_files() -> list[tuple[Path, str]]:
+    """(path, name in the zip) for every file of the harness's packages, wherever they live
+    (``harness.kernels`` is the repository's ``kernels/`` directory)."""
+    import harness  # noqa: PLC0415
+
+    found = []
+    for name in HARNESS_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        root = Path(list(spec.submodule_search_locations)[0])
+        for p in sorted(root.iterdir()):
+            if p.is_file() and not p.name.endswith((".pyc", ".tmp")):
+                found.append((p, f"{name.replace('.', '/')}/{p.name}"))
+    assert found, harness.__file__
+    return found
+
+
+def harness_zip(cache_dir: Path | None = None) -> Path:
+    """The harness's own modules (and data files), byte-compiled, for the guest to import."""
+    cache_dir = cache_dir or default_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    files = _harness_files()
+    h = hashlib.sha256(sys.version.encode())
+    for path, name in files:
+        st = path.stat()
+        h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    target = cache_dir / f"harness-{h.hexdigest()[:16]}.zip"
+    if not target.exists():
+        with FileLock(str(cache_dir / ".pyzip.lock")):
+            if not target.exists():
+                _write(target, files)
+                _prune_old_harness_zips(cache_dir, keep=target)
+    return target
+
+
+def _prune_old_harness_zips(cache_dir: Path, keep: Path) -> None:
+    """Each edit of the harness makes a zip; a day-old one no VM still boots from."""
+    for old in cache_dir.glob("harness-*.zip"):
+        with contextlib.suppress(OSError):
+            if old != keep and time.time() - old.stat().st_mtime > 86400:
+                old.unlink()
 
 
 def default_dir() -> Path:
@@ -119,5 +181,5 @@ def ensure(cache_dir: Path | None = None) -> Path:
     if not target.exists():
         with FileLock(str(cache_dir / ".pyzip.lock")):
             if not target.exists():
-                _write(target)
+                _write(target, (member for root in roots() for member in _members(root)))
     return target

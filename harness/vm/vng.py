@@ -53,7 +53,7 @@ UNNEEDED_MODULES = (
 )
 APPEND = (f"modprobe.blacklist={','.join(UNNEEDED_MODULES)}",)  # kernel arguments of every boot
 
-GUEST_PYZIP = "/tmp/harness-python.zip"  # the guest's tmpfs (an overlay over the host's /tmp)
+GUEST_PYZIP = "/tmp/harness-python-{}.zip"  # the guest's tmpfs (an overlay over the host's /tmp)
 
 
 class VngError(Exception):
@@ -74,17 +74,21 @@ def find_vng() -> str:
     return found
 
 
-def guest_command(results_dir: Path | None = None, pyzip: Path | None = None) -> str:
-    """The shell command that starts the guest agent, importing from tmpfs if it can (harness.vm.pyzip)."""
-    agent = shlex.join([sys.executable, "-B", "-m", "harness.vm.guest"])
+def guest_command(results_dir: Path | None = None, pyzips: Sequence[Path] = ()) -> str:
+    """The shell command that starts the guest agent, importing from tmpfs if it can (harness.vm.pyzip).
+
+    ``-P``: the harness comes from its zip even when the working directory is
+    a checkout of the harness; the agent puts the directory back first on
+    ``sys.path`` for the tests, as ``python -m pytest`` does."""
+    agent = shlex.join([sys.executable, "-B", "-P", "-m", "harness.vm.guest"])
     env = []
     if results_dir is not None:
         env.append(f"HARNESS_RESULTS_DIR={shlex.quote(str(results_dir))}")
-    if pyzip is None:
+    if not pyzips:
         return " ".join([*env, "exec", agent])
-    return f"cp -- {shlex.quote(str(pyzip))} {GUEST_PYZIP} && " + " ".join(
-        [*env, f"PYTHONPATH={GUEST_PYZIP}", "exec", agent]
-    )
+    copies = [GUEST_PYZIP.format(i) for i in range(len(pyzips))]
+    cp = " && ".join(f"cp -- {shlex.quote(str(src))} {dst}" for src, dst in zip(pyzips, copies, strict=True))
+    return f"{cp} && " + " ".join([*env, f"PYTHONPATH={':'.join(copies)}", "exec", agent])
 
 
 def command(

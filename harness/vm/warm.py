@@ -106,7 +106,7 @@ def settings_key(image: Path, cfg: VMConfig) -> str:
         "cpus": cfg.cpus,
         "append": list(cfg.append),
         "python": sys.executable,
-        "pyzip": str(cfg.pyzip),
+        "pyzip": [str(p) for p in cfg.pyzip],
         "harness": harness_fingerprint(),
         "rwdir": str(cfg.results_dir),
         # the guest's fork server reads the installed distributions once (forkserver.freeze_distributions)
@@ -387,7 +387,7 @@ class WarmVM:
                 "test_timeout": self.cfg.test_timeout,
                 "append": list(self.cfg.append),
                 "results_dir": str(self.cfg.results_dir) if self.cfg.results_dir else None,
-                "pyzip": str(self.cfg.pyzip) if self.cfg.pyzip else None,
+                "pyzip": [str(p) for p in self.cfg.pyzip],
             },
         }
         write_json(self.dir / "spec.json", spec)

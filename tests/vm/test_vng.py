@@ -54,10 +54,18 @@ def test_the_launchers_command_is_one_the_fake_accepts(monkeypatch, tmp_path):
         image = tmp_path / "bzImage"
 
     monkeypatch.setenv("HARNESS_VNG", "/bin/true")
-    cfg = VMConfig(log_dir=tmp_path / "logs", results_dir=tmp_path / "res", pyzip=tmp_path / "py.zip")
+    cfg = VMConfig(
+        log_dir=tmp_path / "logs",
+        results_dir=tmp_path / "res",
+        pyzip=(tmp_path / "h.zip", tmp_path / "py.zip"),
+    )
     cmd = VM(Kernel, cfg, tmp_path).command()
     args = fakevng.parse(cmd[1:])
     assert (args.image, args.memory, args.cpus, args.cwd) == (str(Kernel.image), "1G", 2, str(tmp_path))
     assert args.rwdir == [f"{tmp_path / 'res'}={tmp_path / 'res'}"] and args.disable_kvm
-    assert args.script[0].startswith(f"cp -- {tmp_path / 'py.zip'} {vng.GUEST_PYZIP} && ")
-    assert args.script[0].endswith("-B -m harness.vm.guest")
+    copies = (
+        f"cp -- {tmp_path / 'h.zip'} {vng.GUEST_PYZIP.format(0)} && "
+        f"cp -- {tmp_path / 'py.zip'} {vng.GUEST_PYZIP.format(1)} && "
+    )
+    assert args.script[0].startswith(copies)
+    assert args.script[0].endswith("-B -P -m harness.vm.guest")

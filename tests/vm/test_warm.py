@@ -174,7 +174,7 @@ def test_a_rerun_attaches_to_the_warm_vm_and_sees_an_edit(warm_vms, tmp_path):
 
 
 @pytest.mark.vm
-def test_b_pins_cgroups_and_attached_programs_do_not_reach_the_next_run(warm_vms):
+def test_b_pins_cgroups_programs_files_and_processes_do_not_reach_the_next_run(warm_vms):
     code, out, _ = warm_vms.pytest(f"{CASES}::test_leave_pins_cgroup_and_attached_programs")
     assert code == 0 and "reusing warm VM" in out, out
     assert "removed what this run left" in out, out
@@ -182,6 +182,9 @@ def test_b_pins_cgroups_and_attached_programs_do_not_reach_the_next_run(warm_vms
         "cgroup /sys/fs/cgroup/harness-warm",
         "pin /sys/fs/bpf/harness-warm-map",
         "harness-warm-link",
+        "file /tmp/harness-warm-file",
+        "file /tmp/harness-warm-dir",
+        "(python",  # the process that escaped with setsid, holding a map
     ):
         assert what in out, out
     code, out, _ = warm_vms.pytest(f"{CASES}::test_nothing_of_an_earlier_run_is_left")

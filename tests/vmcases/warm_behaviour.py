@@ -4,6 +4,8 @@ Not collected by ``pytest tests/`` (the name does not match test_*.py).
 """
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from harness.bpf import insn, libbpf
@@ -12,6 +14,10 @@ from harness.bpf.uapi import AttachType, MapType, ProgType
 CGROUP = Path("/sys/fs/cgroup/harness-warm")
 PINS = [Path("/sys/fs/bpf/harness-warm-map"), Path("/sys/fs/bpf/harness-warm-dir/prog")]
 LEFT = "warm_left"  # the name of every object the first run leaves
+SCRATCH = [Path("/tmp/harness-warm-file"), Path("/tmp/harness-warm-dir/inner")]
+# a process that escapes the run's process group and session and holds a map: the run's
+# clean-up must find it, or the map it holds would end the VM as a leftover
+ESCAPER = "import os, time\nif os.fork(): os._exit(0)\nos.setsid()\nprint('escaped', flush=True)\ntime.sleep(3600)\n"
 
 
 def _accept_all(name: str) -> int:
@@ -50,12 +56,34 @@ def test_leave_pins_cgroup_and_attached_programs():
     libbpf.obj_pin(_accept_all(LEFT), PINS[1])
     libbpf.obj_pin(link, "/sys/fs/bpf/harness-warm-link")
     assert LEFT in _names()
+    SCRATCH[1].parent.mkdir()
+    for path in SCRATCH:
+        path.write_text("left by an earlier run")
+    held = libbpf.map_create(MapType.ARRAY, "warm_escaper", 4, 4, 1)
+    escaper = subprocess.Popen(
+        [sys.executable, "-c", ESCAPER, "warm_escaper"], stdout=subprocess.PIPE, text=True, pass_fds=[held]
+    )
+    assert escaper.stdout is not None and escaper.stdout.readline() == "escaped\n"
+    os.close(held)  # the escaped process holds the map now
+    assert "warm_escaper" in _names()
+
+
+def _escaper_runs() -> bool:
+    for entry in Path("/proc").iterdir():
+        try:
+            if b"warm_escaper" in (entry / "cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def test_nothing_of_an_earlier_run_is_left():
     assert not CGROUP.exists()
     assert not any(p.exists() for p in [*PINS, PINS[1].parent, Path("/sys/fs/bpf/harness-warm-link")])
-    assert LEFT not in _names()
+    assert LEFT not in _names() and "warm_escaper" not in _names()
+    assert not any(p.exists() for p in [*SCRATCH, SCRATCH[1].parent])
+    assert not _escaper_runs()
 
 
 def test_leave_a_program_on_the_root_cgroup():

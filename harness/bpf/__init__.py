@@ -1,0 +1,1 @@
+"""bpf() from Python: the libbpf binding, uapi constants, probes, instructions, BTF, fixtures and gates."""

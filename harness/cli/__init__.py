@@ -1,0 +1,1 @@
+"""python -m harness: the kernels, report, bisect and vm commands."""

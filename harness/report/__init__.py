@@ -1,0 +1,1 @@
+"""Results across kernels: the records, the matrix, bisect."""

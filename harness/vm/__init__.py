@@ -1,0 +1,1 @@
+"""The VMs: virtme-ng command lines, the host-guest protocol, the guest agent, warm VMs."""

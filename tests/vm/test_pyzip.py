@@ -1,0 +1,43 @@
+"""harness.vm.pyzip: the zips the guest imports from, instead of compiling over 9p."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+
+from harness.vm import pyzip
+from tests.vmtools import ROOT
+
+
+def test_the_harness_zip_holds_every_package_of_the_distribution(tmp_path):
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert list(pyzip.HARNESS_PACKAGES) == declared
+    target = pyzip.harness_zip(tmp_path)
+    names = set(zipfile.ZipFile(target).namelist())
+    for member in ("harness/vm/guest.py", "harness/vm/guest.pyc", "harness/kernels/catalog.toml"):
+        assert member in names
+    assert pyzip.harness_zip(tmp_path) == target  # unchanged sources: the same zip, not rebuilt
+
+
+def test_the_guest_agent_imports_from_the_zips_and_keeps_the_tests_directory_first(tmp_path):
+    """What the guest command does (-B -P, PYTHONPATH the zips), in a directory that has a
+    harness/ of its own, as a checkout of the harness does."""
+    zips = [pyzip.harness_zip(tmp_path / "cache"), pyzip.ensure(tmp_path / "cache")]
+    (tmp_path / "harness").mkdir()
+    (tmp_path / "harness" / "__init__.py").write_text("raise ImportError('the checkout, not the zip')\n")
+    (tmp_path / "mine.py").write_text("")
+    probe = (
+        "import sys, harness.vm.guest as g; sys.path.insert(0, __import__('os').getcwd()); "
+        "import mine; print(g.__file__, g.__loader__.__class__.__name__, mine.__file__)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, zips))}
+    out = subprocess.run(
+        [sys.executable, "-B", "-P", "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    guest_file, loader, mine = out.stdout.split()
+    assert guest_file.startswith(str(zips[0])) and loader == "zipimporter"
+    assert mine == str(tmp_path / "mine.py")
