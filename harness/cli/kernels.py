@@ -6,9 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.kernels import KernelError
-
 from harness import kernels
+from harness.kernels import KernelError
 
 
 def register(subparsers) -> None:

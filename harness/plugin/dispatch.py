@@ -12,6 +12,7 @@ import dataclasses
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,7 @@ class Runner:
             vm = WarmVM(kernel, self.vmcfg, cwd, idle_timeout=idle, say=lambda text: note(self.config, text))
         else:
             vm = VM(kernel, self.vmcfg, cwd)
-        ready = vm.start(self._guest_args(name), list(dict.fromkeys(cases)))
+        ready = vm.start(self._guest_args(name), list(dict.fromkeys(cases)), entry_point_plugins(self.config))
         self.vm = vm
         note(
             self.config,
@@ -239,6 +240,18 @@ def refuse(item, text: str) -> None:
         )
     )
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+
+def entry_point_plugins(config) -> list[str] | None:
+    """The modules of the plugins pytest loaded from entry points here, for the guest to load
+    without autoload: finding them lists every installed distribution and reads its metadata,
+    dozens of round trips over 9p. None when one is not a module (the guest then autoloads)."""
+    names = []
+    for plugin, _dist in config.pluginmanager.list_plugin_distinfo():
+        if not isinstance(plugin, types.ModuleType):
+            return None
+        names.append(plugin.__name__)
+    return names
 
 
 def vm_cpus(config) -> int:

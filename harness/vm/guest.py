@@ -17,6 +17,7 @@ reports (``--junitxml``).
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import subprocess
 import sys
@@ -198,7 +199,11 @@ def session(channel: Channel, start, extra: tuple = ()) -> int:
         channel.send(protocol.Fatal(f"expected Start, got {start!r}"))
         return 2
     agent = Agent(channel, start.kernel, start.collect)
-    code = pytest.main(start.args, plugins=[agent, *extra])
+    args, plugins = list(start.args), []
+    if start.plugins is not None:
+        args.insert(0, "--disable-plugin-autoload")
+        plugins = [importlib.import_module(name) for name in start.plugins]
+    code = pytest.main(args, plugins=[agent, *plugins, *extra])
     if not agent.ready_sent:
         channel.send(
             protocol.Fatal(

@@ -125,10 +125,10 @@ class VM:
             append=cfg.append,
         )
 
-    def start(self, args: list[str], collect: list[str]) -> protocol.Ready:
-        """Boot, hand the guest its pytest arguments and cases, and wait until it has collected."""
+    def start(self, args: list[str], collect: list[str], plugins: list[str] | None = None) -> protocol.Ready:
+        """Boot, hand the guest its pytest arguments, plugins and cases, and wait until it has collected."""
         started = self.launch()
-        self.send(protocol.Start(args=args, kernel=self.kernel.name, collect=collect))
+        self.send(protocol.Start(args=args, kernel=self.kernel.name, collect=collect, plugins=plugins))
         msg = self.await_boot()
         if not isinstance(msg, protocol.Ready):
             self.kill()

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-VERSION = 3
+VERSION = 4
 
 
 class ProtocolError(Exception):
@@ -28,11 +28,16 @@ class VersionError(ProtocolError):
 
 @dataclass
 class Start:
-    """Start pytest with the user's arguments, collect exactly these cases, then wait for Run."""
+    """Start pytest with the user's arguments, collect exactly these cases, then wait for Run.
+
+    ``plugins``: the modules of the plugins the host's pytest loaded from entry
+    points, registered as they are instead of every installed distribution's
+    metadata being read over 9p to find them (None: let pytest autoload)."""
 
     args: list[str]
     kernel: str
     collect: list[str]
+    plugins: list[str] | None = None
 
 
 @dataclass
