@@ -23,10 +23,14 @@ import subprocess
 import sys
 import traceback
 
-import pytest
+if __name__ == "__main__":  # on the console: how long the interpreter took to get here
+    with open("/proc/uptime") as _f:
+        print(f"harness-guest: interpreter up at uptime {_f.read().split()[0]} s", file=sys.stderr, flush=True)
 
-from harness.plugin import reportattrs
-from harness.vm import protocol, splat
+import pytest  # noqa: E402
+
+from harness.plugin import reportattrs  # noqa: E402
+from harness.vm import protocol, splat  # noqa: E402
 
 # option dest -> value that leaves the job to the host
 HOST_ONLY = {
@@ -93,6 +97,16 @@ class KernelLog:
         return lines
 
 
+def uptime() -> float:
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def mark(what: str) -> None:
+    """A step of the guest's start-up on the console, at the guest's uptime: where a slow start goes."""
+    print(f"harness-guest: {what} at uptime {uptime():.2f} s", file=sys.stderr, flush=True)
+
+
 def mounted_types() -> dict[str, str]:
     with open("/proc/self/mounts") as f:
         return {parts[1]: parts[2] for parts in (line.split() for line in f)}
@@ -122,6 +136,7 @@ class Agent:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config):
+        mark("pytest configured")
         config.args = list(self.collect)
         for dest, value in HOST_ONLY.items():
             if hasattr(config.option, dest):
@@ -134,18 +149,17 @@ class Agent:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session):
         uname = os.uname()
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
         self.channel.send(
             protocol.Ready(
                 release=uname.release,
                 version=uname.version,
-                uptime=uptime,
+                uptime=uptime(),
                 nodeids=[item.nodeid for item in session.items],
                 collect_errors=self.collect_errors,
             )
         )
         self.ready_sent = True
+        mark("collected")
         # for the console log: what the guest had to import before the first test
         ours = sorted(name for name in sys.modules if name.split(".")[0] == "harness")
         print(
@@ -219,6 +233,7 @@ def main() -> int:
         0, os.getcwd()
     )  # the tests' directory first, as `python -m pytest` has it (vng.guest_command)
     channel = Channel()
+    mark("agent started")
     try:
         prepare()
         first = channel.receive()

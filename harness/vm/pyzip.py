@@ -58,6 +58,7 @@ HARNESS_PACKAGES = (
     "harness.report",
     "harness.vm",
 )
+UNUSED_SECONDS = 86400
 CODE_ONLY = {".py", ".pyi", ".typed"}  # a package with other files may read them from disk
 
 
@@ -150,21 +151,24 @@ def harness_zip(cache_dir: Path | None = None) -> Path:
     for path, name in files:
         st = path.stat()
         h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    target = cache_dir / f"harness-{h.hexdigest()[:16]}.zip"
+    return _built(cache_dir / f"harness-{h.hexdigest()[:16]}.zip", files)
+
+
+def _built(target: Path, members) -> Path:
+    """``target``, written once (concurrent workers share it), marked as used now; zips
+    unused for a day are removed: each edit of the harness makes one (1 MB), each change
+    of the installed packages another (40 MB)."""
     if not target.exists():
-        with FileLock(str(cache_dir / ".pyzip.lock")):
+        with FileLock(str(target.parent / ".pyzip.lock")):
             if not target.exists():
-                _write(target, files)
-                _prune_old_harness_zips(cache_dir, keep=target)
+                _write(target, members)
+                for old in target.parent.glob("*.zip"):
+                    with contextlib.suppress(OSError):
+                        if time.time() - old.stat().st_mtime > UNUSED_SECONDS:
+                            old.unlink()
+    with contextlib.suppress(OSError):
+        os.utime(target)  # a VM boots from it now: not to be removed as unused
     return target
-
-
-def _prune_old_harness_zips(cache_dir: Path, keep: Path) -> None:
-    """Each edit of the harness makes a zip; a day-old one no VM still boots from."""
-    for old in cache_dir.glob("harness-*.zip"):
-        with contextlib.suppress(OSError):
-            if old != keep and time.time() - old.stat().st_mtime > 86400:
-                old.unlink()
 
 
 def default_dir() -> Path:
@@ -177,9 +181,5 @@ def ensure(cache_dir: Path | None = None) -> Path:
     """The zip for this interpreter, built once and shared by concurrent workers."""
     cache_dir = cache_dir or default_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / f"python-{_key()}.zip"
-    if not target.exists():
-        with FileLock(str(cache_dir / ".pyzip.lock")):
-            if not target.exists():
-                _write(target, (member for root in roots() for member in _members(root)))
-    return target
+    members = (member for root in roots() for member in _members(root))
+    return _built(cache_dir / f"python-{_key()}.zip", members)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 
@@ -41,3 +42,15 @@ def test_the_guest_agent_imports_from_the_zips_and_keeps_the_tests_directory_fir
     guest_file, loader, mine = out.stdout.split()
     assert guest_file.startswith(str(zips[0])) and loader == "zipimporter"
     assert mine == str(tmp_path / "mine.py")
+
+
+def test_building_a_zip_removes_the_ones_unused_for_a_day(tmp_path):
+    old, recent = tmp_path / "python-old.zip", tmp_path / "harness-recent.zip"
+    for path in (old, recent):
+        path.write_bytes(b"")
+    day_ago = time.time() - pyzip.UNUSED_SECONDS - 60
+    os.utime(old, (day_ago, day_ago))
+    target = pyzip.harness_zip(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.zip")) == sorted([target.name, recent.name])
+    os.utime(target, (day_ago, day_ago))
+    assert pyzip.harness_zip(tmp_path) == target and time.time() - target.stat().st_mtime < 60  # used: kept
