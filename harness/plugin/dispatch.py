@@ -24,7 +24,8 @@ from harness.vm import accel, pyzip
 from harness.vm.launcher import VM, VMBootError, VMConfig, VMLost
 from harness.vm.warm import WarmVM
 
-GUEST_CACHE_DIR = "/tmp/harness-pytest-cache"  # the guest's own tmpfs; gone with the VM
+# the guest's own tmpfs, gone with the VM; not under /tmp, which a warm VM cleans after each run
+GUEST_CACHE_DIR = "/run/harness-pytest-cache"
 
 
 def note(config, text: str) -> None:
