@@ -14,7 +14,8 @@ output as the protocol channel and standard error as the console, as vng does.
 
 The command runs in a private mount namespace (``unshare --mount``, so this
 needs root, which the harness's BPF tests need anyway) shaped like a vng
-guest: the host's files, ``/tmp`` an overlay whose writes vanish with the
+guest: the host's files, a private ``/run``, ``/tmp`` an overlay (its upper
+layer in ``/run``, as vng has it) whose writes vanish with the
 "VM", ``--rwdir`` paths written through to the host. The guest agent's own
 mounts (bpffs, cgroup2) stay in the namespace. The kernel log it reads is the
 host's ``/dev/kmsg``.
@@ -92,18 +93,18 @@ def mount(source: str, target: str, fstype: str | None = None, flags: int = 0, o
 
 
 def guest_filesystem(rwdirs: list[str]) -> None:
-    """/tmp an overlay over the host's (writes stay private), then the --rwdir paths bound back."""
+    """A private /run, /tmp an overlay over the host's (writes stay private), then the --rwdir paths bound back."""
     binds = []
     for spec in rwdirs:
         guest, _, host = spec.partition("=")
         binds.append((guest, os.open(host or guest, os.O_PATH | os.O_DIRECTORY)))
     lower = os.open("/tmp", os.O_PATH | os.O_DIRECTORY)
-    mount("fakevng", "/tmp", "tmpfs", 0, "mode=0700")
-    os.mkdir("/tmp/upper")
-    os.chmod("/tmp/upper", os.stat(f"/proc/self/fd/{lower}").st_mode & 0o7777)  # /tmp's 1777
-    os.mkdir("/tmp/work")
-    options = f"lowerdir=/proc/self/fd/{lower},upperdir=/tmp/upper,workdir=/tmp/work"
-    mount("overlay", "/tmp", "overlay", 0, options)
+    mount("fakevng-run", "/run", "tmpfs", 0, "mode=0755")  # as vng's guest: its own /run
+    upper, work = "/run/tmp/overlay/upper", "/run/tmp/overlay/work"
+    os.makedirs(upper)
+    os.chmod(upper, os.stat(f"/proc/self/fd/{lower}").st_mode & 0o7777)  # /tmp's 1777
+    os.makedirs(work)
+    mount("overlay", "/tmp", "overlay", 0, f"lowerdir=/proc/self/fd/{lower},upperdir={upper},workdir={work}")
     os.close(lower)
     for guest, fd in binds:
         os.makedirs(guest, exist_ok=True)
