@@ -60,6 +60,36 @@ def console_marks(text: str) -> dict[str, float]:
     return found
 
 
+_GUEST_MARK = re.compile(r"harness-guest: (.+) at uptime ([\d.]+) s")
+
+
+def guest_marks(text: str) -> dict[str, float]:
+    """The guest agent's start-up steps (harness.vm.guest.mark): step -> guest uptime."""
+    return {m.group(1): float(m.group(2)) for m in _GUEST_MARK.finditer(text)}
+
+
+def cold_breakdown(console: str, wall: float) -> list[tuple[str, float]]:
+    """Where a cold run's wall time goes, in order: the host and QEMU before the guest's
+    clock starts, the boot up to vng's script, then the guest's Python and pytest."""
+    marks, guest = console_marks(console), guest_marks(console)
+    steps = [("kernel start", 0.0)]
+    steps += [
+        (key, marks[key]) for key in ("tmpfiles", "basic_init_done", "udev_done", "script") if key in marks
+    ]
+    steps += [(key, t) for key, t in guest.items()]
+    out = []
+    for (_, a), (name, b) in zip(steps, steps[1:], strict=False):
+        out.append((f"to {name}", round(b - a, 2)))
+    if guest:
+        out.append(
+            (
+                "wall outside the guest's clock (host, QEMU, firmware, the last test, exit)",
+                round(wall - max(guest.values()), 2),
+            )
+        )
+    return out
+
+
 def boot_phases(marks: dict[str, float]) -> dict[str, float]:
     """Durations between consecutive markers: where the guest's boot time goes."""
 

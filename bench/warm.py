@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 PY = sys.executable
 
+from bench import logs  # noqa: E402
+
 
 def debian_series() -> list[str]:
     """Every Debian series of the catalog, oldest first (the suite rows boot each)."""
@@ -99,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         rows["cold"] = timed(
             [*pytest, "--kernel", "6.1", *res("cold"), "bench/case_one.py"], env, args.out / "cold.log"
         )
+        consoles = sorted((Path(state) / "results" / "cold" / "vm-logs").glob("*.console.log"))
+        if consoles:
+            shutil.copy(consoles[0], args.out / "cold.console.log")
+            rows["cold"]["breakdown"] = logs.cold_breakdown(consoles[0].read_text(), rows["cold"]["seconds"])
         warm = [*pytest, "--kernel", "6.1", "--reuse-vm"]
         rows["warm_boot"] = timed([*warm, *res("w1"), "bench/case_one.py"], env, args.out / "warm-boot.log")
         rows["warm"] = timed([*warm, *res("w2"), "bench/case_one.py"], env, args.out / "warm.log")
@@ -166,6 +172,9 @@ def render(report: dict) -> str:
         f"{r['b2_one']['seconds']:.2f} s) / 199 | **{b2:.1f} ms/test** | | | <= 10 ms | "
         f"{'yes' if b2 <= 10 else 'no'} |"
     )
+    if r["cold"].get("breakdown"):
+        steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in r["cold"]["breakdown"])
+        lines.append(f"| cold, where it goes | {steps} | | | | | |")
     if "suite_cold" in r:
         cold = r["suite_cold"]["seconds"]
         kernels = " ".join(f"--kernel {one}" for one in report.get("series", ["6.1", "6.12"]))

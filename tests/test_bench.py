@@ -39,6 +39,19 @@ def test_console_marks_and_phases():
     assert phases["udev settle (module loads)"] == pytest.approx(16.89)
 
 
+def test_cold_breakdown_follows_the_boot_then_the_guests_own_marks():
+    console = CONSOLE.replace(
+        "[   66.608718] reboot: Power down",
+        "harness-guest: interpreter up at uptime 33.00 s\nharness-guest: agent started at uptime 36.50 s\n"
+        "harness-guest: collected at uptime 40.00 s",
+    )
+    steps = dict(logs.cold_breakdown(console, wall=45.0))
+    assert steps["to basic_init_done"] == pytest.approx(6.31)
+    assert steps["to interpreter up"] == pytest.approx(2.99)
+    assert steps["to agent started"] == 3.5 and steps["to collected"] == 3.5
+    assert list(steps)[-1].startswith("wall outside") and list(steps.values())[-1] == 5.0
+
+
 def test_pytest_summary_and_counts():
     lines = [(0.1, "collected 3 items"), (2.0, "==== 78 passed, 1 skipped in 3.83s ====")]
     summary = logs.pytest_summary(lines)
