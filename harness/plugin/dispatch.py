@@ -55,7 +55,23 @@ def vm_config(config, run_dir: str | None) -> VMConfig:
         test_timeout=config.option.vm_test_timeout,
         log_dir=results / "vm-logs" if results else Path("results") / "vm-logs",
         results_dir=results,
+        run_ahead=run_ahead(config),
     )
+
+
+def run_ahead(config) -> bool:
+    """Whether the guest may start the next test before the host asks for it (protocol.Run.ahead).
+
+    Only when the host's run cannot stop after a failure: a test the user's run
+    would never reach must never run in the guest (its side effects, its splat)."""
+    option = config.option
+    stops = (
+        option.maxfail  # -x is --maxfail 1
+        or getattr(option, "stepwise", False)
+        or getattr(option, "stepwise_skip", False)
+        or getattr(option, "usepdb", False)
+    )
+    return not stops
 
 
 class Runner:
