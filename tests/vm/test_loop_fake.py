@@ -351,7 +351,8 @@ def test_a_run_that_does_not_name_the_announced_test_is_a_protocol_error(fake_vm
 
 
 def test_a_vm_that_dies_in_a_test_run_ahead_is_lost_for_that_test(fake):
-    # test_kills_vm starts (and kills the VM) while the host still replays test_passes
+    # test_kills_vm starts (and kills the VM) while the host still replays test_passes; the
+    # host must report the loss for it, not boot a fresh VM for it when it finds this one dead
     proc, cases, logs = fake([f"{CASES}::test_passes", f"{CASES}::test_kills_vm", f"{CASES}::test_after"])
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert cases["test_passes"]["outcome"] == "passed"
