@@ -66,7 +66,7 @@ def run_ahead(config) -> bool:
     would never reach must never run in the guest (its side effects, its splat).
     Measured on 2026-11-28 (warm 6.1 VM, TCG, 2 cores, 200 trivial tests, run-ahead
     on and off in turn in one VM): at load 1.5-2.9 the median gap between results
-    fell from 29-36 ms to 22-33 ms; at load 3.2-4.4, another session's QEMU busy on
+    fell from 29-36 ms to 22-33 ms; at load 3.2-4.5, another session's QEMU busy on
     one core, it rose from 24-41 ms to 30-52 ms: the guest and the host then share
     the one free core, and running both at once only adds switching."""
     option = config.option
