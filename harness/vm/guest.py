@@ -6,8 +6,11 @@ prints cannot corrupt it), mounts bpffs and cgroup v2, then runs one pytest
 session with the user's own arguments. That session collects exactly the
 cases the host asked for (so plugins, ini options, conftest options and
 doctest flags are the user's), and its run loop waits for ``Run`` messages
-instead of iterating over the items. After each test it reads the new kernel
-log records and turns a splat into a failure of that test.
+instead of iterating over the items. When the host allows it (``Run.ahead``)
+the agent starts the next test as soon as it has sent a test's reports, while
+the host is still replaying them; that test's teardown waits for the host's
+Run for it, which names the test after it. After each test it reads the new
+kernel log records and turns a splat into a failure of that test.
 
 What only the host does is switched off here: selecting (``-k``, ``-m``,
 ``--lf``, ...), distributing (``-n``), stopping early (``-x``) and writing
@@ -124,6 +127,51 @@ def prepare() -> None:
             subprocess.run(["mount", "-t", fstype, fstype, path], check=True)
 
 
+class NextItem:
+    """``nextitem`` for a test that runs ahead: the item after it, known once the host says.
+
+    pytest asks for it only in the test's teardown (``teardown_exact`` evaluates
+    ``nextitem and nextitem.listchain()``; plugins may read its attributes); the
+    first such use reads the host's next message. ``Run`` for the test that runs
+    ahead gives the real next item (or None); ``Quit``, a closed channel or a
+    Run for another test give None, so everything is torn down."""
+
+    def __init__(self, channel: Channel, items: dict, running: str):
+        self._channel = channel
+        self._items = items
+        self._running = running
+        self._answer: object = _UNREAD
+        self._item = None
+
+    def answer(self):
+        """The host's message after the test that ran ahead (read now if pytest never asked)."""
+        if self._answer is _UNREAD:
+            self._answer = msg = self._channel.receive()
+            if isinstance(msg, protocol.Run) and msg.nodeid == self._running and msg.next:
+                self._item = self._items.get(msg.next)
+        return self._answer
+
+    def resolve(self):
+        self.answer()
+        return self._item
+
+    def __bool__(self) -> bool:
+        return self.resolve() is not None
+
+    def __getattr__(self, name: str):
+        item = self.resolve()
+        if item is None:
+            raise AttributeError(f"{name}: there is no next test")
+        return getattr(item, name)
+
+    def __repr__(self) -> str:
+        state = "unread" if self._answer is _UNREAD else repr(self._item)
+        return f"<next item after {self._running}: {state}>"
+
+
+_UNREAD = object()
+
+
 class Agent:
     """A pytest plugin for the guest session."""
 
@@ -136,6 +184,7 @@ class Agent:
         self.collect_errors: list[str] = []
         self.ready_sent = False
         self.targets: set[str] = set()
+        self.running_ahead = False  # the current test started before the host's Run for it
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config):
@@ -189,29 +238,66 @@ class Agent:
         )
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtestloop(self, session):
+    def pytest_runtestloop(self, session) -> bool:
+        """Run what the host asks for; with ``Run.ahead``, start the next test before its Run.
+
+        Under TCG pytest's own setup/call/teardown of a trivial test costs about
+        11 ms here, and the host needs a similar time to replay a test's reports
+        and reach the next one; running ahead overlaps the two. The test that
+        runs ahead is torn down only once its Run names the test after it (see
+        NextItem), so fixtures are set up and torn down exactly as without it."""
         items = {item.nodeid: item for item in session.items}
-        while True:
-            msg = self.channel.receive()
-            if msg is None or isinstance(msg, protocol.Quit):
+        msg = self.channel.receive()
+        ran_ahead: list[dict] | None = None  # reports of the test msg names, if it already ran
+        while isinstance(msg, protocol.Run):
+            item = items.get(msg.nodeid)
+            if item is None:
+                self.channel.send(protocol.Fatal(f"Run for {msg.nodeid}, which the guest did not collect"))
                 return True
-            item = items[msg.nodeid]
-            self.reports = []
-            self.kmsg.new_lines()
-            item.config.hook.pytest_runtest_protocol(item=item, nextitem=items.get(msg.next))
-            found = splat.find(self.kmsg.new_lines())
-            if found:
-                self._fail_with_splat(found)
-            hook = session.config.hook
-            self.channel.send(
-                protocol.Done(
-                    nodeid=msg.nodeid,
-                    reports=[
-                        hook.pytest_report_to_serializable(config=session.config, report=r)
-                        for r in self.reports
-                    ],
+            nextitem = items.get(msg.next) if msg.next else None
+            if ran_ahead is None:
+                ran_ahead = self._run_test(item, nextitem)
+            self.channel.send(protocol.Done(nodeid=msg.nodeid, reports=ran_ahead))
+            ran_ahead = None
+            if not (msg.ahead and nextitem is not None):
+                msg = self.channel.receive()
+                continue
+            lazy = NextItem(self.channel, items, nextitem.nodeid)
+            self.running_ahead = True
+            reports = self._run_test(nextitem, lazy)
+            self.running_ahead = False
+            msg = lazy.answer()
+            if isinstance(msg, protocol.Run) and msg.nodeid == nextitem.nodeid:
+                ran_ahead = reports
+            elif msg is None or isinstance(msg, protocol.Quit):
+                print(
+                    f"harness-guest: {nextitem.nodeid} ran ahead, but the host stopped before it; "
+                    "its reports are discarded",
+                    file=sys.stderr,
+                    flush=True,
                 )
-            )
+            else:
+                self.channel.send(
+                    protocol.Fatal(
+                        f"protocol out of step: {nextitem.nodeid} was announced as the next test "
+                        f"(Run.next, with ahead) and ran ahead, but the host then sent {msg!r}"
+                    )
+                )
+                return True
+        if msg is not None and not isinstance(msg, protocol.Quit):
+            self.channel.send(protocol.Fatal(f"expected Run or Quit, got {msg!r}"))
+        return True
+
+    def _run_test(self, item, nextitem) -> list[dict]:
+        """pytest's protocol for one test, a kernel splat failing it; its serialised reports."""
+        self.reports = []
+        self.kmsg.new_lines()
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        found = splat.find(self.kmsg.new_lines())
+        if found:
+            self._fail_with_splat(found)
+        config = item.config
+        return [config.hook.pytest_report_to_serializable(config=config, report=r) for r in self.reports]
 
     def pytest_runtest_logreport(self, report):
         self.reports.append(report)

@@ -77,6 +77,7 @@ class VMConfig:
     append: tuple[str, ...] = vng.APPEND
     results_dir: Path | None = None  # writable in the guest, as $HARNESS_RESULTS_DIR
     pyzip: tuple[Path, ...] = ()  # see harness.vm.pyzip
+    run_ahead: bool = False  # Run.ahead: the guest may start the next test early (dispatch.run_ahead)
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,7 @@ class VM:
 
 def run_one(vm, nodeid: str, next_nodeid: str | None) -> protocol.Done:
     """Run one test in a VM or a warm VM (harness.vm.warm): its Done, or VMLost with the VM killed."""
-    vm.send(protocol.Run(nodeid=nodeid, next=next_nodeid))
+    vm.send(protocol.Run(nodeid=nodeid, next=next_nodeid, ahead=vm.cfg.run_ahead))
     try:
         msg = vm._receive(vm.cfg.test_timeout)
     except VMLost:

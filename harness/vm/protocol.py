@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-VERSION = 4
+VERSION = 4  # 4: Start.plugins, Run.ahead
 
 
 class ProtocolError(Exception):
@@ -42,10 +42,14 @@ class Start:
 
 @dataclass
 class Run:
-    """Run one test; ``next`` lets the guest keep fixtures shared with it."""
+    """Run one test; ``next`` lets the guest keep fixtures shared with it.
+
+    ``ahead``: the guest may start ``next`` as soon as this test is done, before its
+    own Run arrives (that Run must then name it; a Quit instead discards it)."""
 
     nodeid: str
     next: str | None = None
+    ahead: bool = False
 
 
 @dataclass

@@ -3,8 +3,8 @@
 Each test runs a real pytest session with ``--kernel IMAGE`` in a subprocess;
 the launcher starts the fake instead of vng (``HARNESS_VNG``), and the fake
 runs the real guest agent on this host. What is under test is the host side
-and the agent: dispatch, report replay, a VM that dies, hangs or speaks
-another protocol, boot failures, and reaping. Real kernels are booted by the
+and the agent: dispatch, report replay, running the next test ahead, a VM
+that dies, hangs or speaks another protocol, boot failures, and reaping. Real kernels are booted by the
 tests marked ``vm`` (tests/vm/test_vm_lost.py has the same situations on a
 real guest).
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from harness.vm import preflight, protocol
+from harness.vm.launcher import VM, VMConfig, VMLost
 from tests.vmtools import ROOT, run_pytest, vm_processes
 
 FAKE = Path(__file__).with_name("fakevng.py")
@@ -211,3 +212,150 @@ def test_no_vm_outlives_pytest(tmp_path, _fake_host, sig):
         proc.wait()
         for pid in vm_processes(results):
             os.kill(pid, signal.SIGKILL)
+
+
+# -- running ahead (protocol.Run.ahead): the guest starts the next test before its Run --
+
+AHEAD = "tests/vm/fakecases_ahead.py"
+SCOPED = [
+    "TestScoped::test_one",
+    "TestScoped::test_two",
+    "test_between",
+    "TestUnit::test_a",
+    "TestUnit::test_b",
+    "test_last",
+]
+
+
+def _events(tmp_path: Path) -> list[str]:
+    path = tmp_path / "results" / "events.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _outcomes(tmp_path: Path) -> dict[str, str]:
+    data = json.loads((tmp_path / "results" / "results.json").read_text())
+    return {c["case"].removeprefix(f"{AHEAD}::"): c["outcome"] for c in data["cases"]}
+
+
+def test_running_ahead_keeps_fixture_scopes(fake, tmp_path):
+    proc, _, logs = fake([f"{AHEAD}::{t}" for t in SCOPED])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _outcomes(tmp_path) == dict.fromkeys(SCOPED, "passed")
+    # every test after the first started ahead of its Run, and module, class and
+    # unittest class fixtures were set up once and torn down when the run left them
+    assert _events(tmp_path) == [
+        "module setup",
+        "class setup",
+        "test_one asked",
+        "test_two ahead",
+        "class teardown",
+        "test_between ahead",
+        "setUpClass",
+        "test_a ahead",
+        "unit test_a",
+        "test_b ahead",
+        "unit test_b",
+        "tearDownClass",
+        "test_last ahead",
+        "module teardown",
+    ]
+    assert len(logs) == 1
+
+
+def test_without_exitfirst_the_test_after_a_failure_runs_ahead(fake, tmp_path):
+    proc, _, _ = fake([f"{AHEAD}::test_fails", f"{AHEAD}::test_marker"])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert _outcomes(tmp_path) == {"test_fails": "failed", "test_marker": "passed"}
+    assert _events(tmp_path) == ["test_fails asked", "test_marker ahead", "test_marker ran"]
+
+
+@pytest.mark.parametrize("stop", [["-x"], ["--maxfail", "1"]])
+def test_a_run_that_stops_at_a_failure_never_runs_the_next_test(fake, tmp_path, stop):
+    proc, _, _ = fake([*stop, f"{AHEAD}::test_fails", f"{AHEAD}::test_marker"])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert _outcomes(tmp_path) == {"test_fails": "failed"}
+    assert _events(tmp_path) == ["test_fails asked"]  # test_marker never ran in the guest
+    assert "test_marker" not in proc.stdout
+
+
+def test_stepwise_never_runs_the_test_after_the_failure(tmp_path, _fake_host):
+    """--sw stops at the first failure too (it needs the cache, which run_pytest switches off)."""
+    image = bzimage_header(tmp_path / "bzImage", RELEASE)
+    cmd = [sys.executable, "-m", "pytest", "-o", f"cache_dir={tmp_path / 'cache'}", "--sw"]
+    cmd += ["--results-dir", str(tmp_path / "results"), "--kernel", str(image)]
+    cmd += [f"{AHEAD}::test_fails", f"{AHEAD}::test_marker"]
+    env = {**os.environ, "HARNESS_VNG": str(FAKE)}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr  # pytest's "interrupted"
+    assert "Interrupted: Test failed, continuing from this test next run." in proc.stdout
+    assert _outcomes(tmp_path) == {"test_fails": "failed"}
+    assert _events(tmp_path) == ["test_fails asked"]
+    assert vm_processes(tmp_path / "results") == []
+
+
+@pytest.fixture
+def fake_vm(tmp_path, _fake_host, monkeypatch):
+    """A VM over the fake vng, driven by hand; yields (vm, its results directory)."""
+    monkeypatch.setenv("HARNESS_VNG", str(FAKE))
+
+    class Kernel:
+        name = RELEASE
+        image = bzimage_header(tmp_path / "bzImage", RELEASE)
+
+    results = tmp_path / "results"
+    results.mkdir()
+    cfg = VMConfig(log_dir=tmp_path / "logs", results_dir=results, run_ahead=True)
+    vm = VM(Kernel, cfg, ROOT)
+    args = ["-p", "no:cacheprovider", "--harness-guest-kernel", RELEASE, "--rootdir", str(ROOT)]
+    vm.start(args, [f"{AHEAD}::{t}" for t in ("test_between", "test_last", "test_marker")])
+    try:
+        yield vm
+    finally:
+        vm.close()
+        assert vm_processes(results) == []
+
+
+def test_quit_while_a_test_runs_ahead_discards_it(fake_vm, tmp_path):
+    done = fake_vm.run(f"{AHEAD}::test_between", f"{AHEAD}::test_marker")
+    assert [(r["when"], r["outcome"]) for r in done.reports] == [
+        ("setup", "passed"),
+        ("call", "passed"),
+        ("teardown", "passed"),
+    ]
+    fake_vm.close()  # Quit: the host stopped, test_marker was never asked for
+    assert fake_vm.proc is not None and fake_vm.proc.returncode == 0
+    assert _events(tmp_path) == [
+        "module setup",
+        "test_between asked",
+        "test_marker ahead",
+        "test_marker ran",
+        "module teardown",
+    ]
+    console = fake_vm.log_path.read_text()
+    assert (
+        f"{AHEAD}::test_marker ran ahead, but the host stopped before it; its reports are discarded"
+        in console
+    )
+
+
+def test_a_run_that_does_not_name_the_announced_test_is_a_protocol_error(fake_vm, tmp_path):
+    fake_vm.run(f"{AHEAD}::test_between", f"{AHEAD}::test_marker")
+    with pytest.raises(VMLost) as lost:
+        fake_vm.run(f"{AHEAD}::test_last")
+    assert lost.value.reason == (
+        f"guest agent failed: protocol out of step: {AHEAD}::test_marker was announced as the next "
+        f"test (Run.next, with ahead) and ran ahead, but the host then sent "
+        f"Run(nodeid='{AHEAD}::test_last', next=None, ahead=True)"
+    )
+    assert not fake_vm.alive
+
+
+def test_a_vm_that_dies_in_a_test_run_ahead_is_lost_for_that_test(fake):
+    # test_kills_vm starts (and kills the VM) while the host still replays test_passes; the
+    # host must report the loss for it, not boot a fresh VM for it when it finds this one dead
+    proc, cases, logs = fake([f"{CASES}::test_passes", f"{CASES}::test_kills_vm", f"{CASES}::test_after"])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert cases["test_passes"]["outcome"] == "passed"
+    assert cases["test_kills_vm"]["vm_lost"] == "VM exited (vng exit status -9)"
+    assert cases["test_after"]["outcome"] == "passed"
+    assert len(logs) == 2
