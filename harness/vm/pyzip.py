@@ -127,8 +127,6 @@ def _pyc(code, source: Path) -> bytes:
 def _harness_files() -> list[tuple[Path, str]]:
     """(path, name in the zip) for every file of the harness's packages, wherever they live
     (``harness.kernels`` is the repository's ``kernels/`` directory)."""
-    import harness  # noqa: PLC0415
-
     found = []
     for name in HARNESS_PACKAGES:
         spec = importlib.util.find_spec(name)
@@ -138,7 +136,6 @@ def _harness_files() -> list[tuple[Path, str]]:
         for p in sorted(root.iterdir()):
             if p.is_file() and not p.name.endswith((".pyc", ".tmp")):
                 found.append((p, f"{name.replace('.', '/')}/{p.name}"))
-    assert found, harness.__file__
     return found
 
 
