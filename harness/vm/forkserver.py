@@ -181,6 +181,14 @@ def _kill_leftover_processes(deadline: float) -> tuple[list[str], list[str]]:
     )
 
 
+def _remove(path: str) -> None:
+    """A file, link or directory tree (pins come deepest first, so their directories are empty)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
 def _remove_scratch(baseline: set[str]) -> tuple[list[str], list[str]]:
     """Remove what the run created under the scratch directories (each new tree once).
 
@@ -198,10 +206,7 @@ def _remove_scratch(baseline: set[str]) -> tuple[list[str], list[str]]:
                 stuck.append(f"file {path} (a file of the host's {path.split('/')[1]} the run changed)")
             continue  # a host directory the run wrote in: what it created inside comes next
         try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
+            _remove(path)
             removed.append(f"file {path}")
         except FileNotFoundError:
             pass
@@ -284,10 +289,7 @@ def clean(baseline: Snapshot, child_pgid: int) -> protocol.Cleaned:
             leftovers.append(f"cgroup {path} (cannot be removed)")
     for path in sorted(now.pins - baseline.pins, key=lambda p: -p.count("/")):
         try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                os.rmdir(path)
-            else:
-                os.unlink(path)
+            _remove(path)
             removed.append(f"pin {path}")
         except OSError as exc:
             leftovers.append(f"pin {path} ({exc.strerror})")
