@@ -20,7 +20,7 @@ import pytest
 from harness.plugin import reportattrs
 from harness.plugin.items import KernelItem
 from harness.plugin.roles import Role, role
-from harness.vm import accel, pyzip
+from harness.vm import accel, pyzip, vng
 from harness.vm.launcher import VM, VMBootError, VMConfig, VMLost
 from harness.vm.warm import WarmVM
 
@@ -58,6 +58,7 @@ def vm_config(config, run_dir: str | None) -> VMConfig:
         log_dir=results / "vm-logs" if results else Path("results") / "vm-logs",
         results_dir=results,
         run_ahead=run_ahead(config),
+        append=vng.FULL_INIT_APPEND if config.option.vm_full_init else vng.APPEND,
     )
 
 

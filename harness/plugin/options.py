@@ -52,6 +52,12 @@ def pytest_addoption(parser):
         help="a test that runs longer is ended as 'VM lost' (default 300)",
     )
     group.addoption(
+        "--vm-full-init",
+        action="store_true",
+        help="run virtme-ng's whole init in the guest (systemd-tmpfiles, udev coldplug); by default "
+        "the harness skips both and makes only the virtio-port links its agent needs (about 5 s a boot)",
+    )
+    group.addoption(
         "--reuse-vm",
         action="store_true",
         help="keep each VM running after the run and attach to it next time (same kernel and "
