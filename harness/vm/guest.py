@@ -12,6 +12,12 @@ the host is still replaying them; that test's teardown waits for the host's
 Run for it, which names the test after it. After each test it reads the new
 kernel log records and turns a splat into a failure of that test.
 
+Inside, a test is called what the host calls it: once collected, each item's
+node id (and so ``PYTEST_CURRENT_TEST``) and name carry the kernel
+(``t.py::test_a[6.12.117]``, harness.ids), so artifacts and ``tmp_path`` named
+after them differ from kernel to kernel. The messages keep the case ids
+(``t.py::test_a``), which the host's items share across kernels.
+
 What only the host does is switched off here: selecting (``-k``, ``-m``,
 ``--lf``, ...), distributing (``-n``), stopping early (``-x``) and writing
 reports (``--junitxml``).
@@ -19,12 +25,14 @@ reports (``--junitxml``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
 import subprocess
 import sys
 import traceback
+import unittest
 
 if __name__ == "__main__":  # on the console: how long the interpreter took to get here
     with open("/proc/uptime") as _f:
@@ -34,8 +42,11 @@ if __name__ == "__main__":  # on the console: how long the interpreter took to g
 
 import pytest  # noqa: E402
 
+from harness import ids  # noqa: E402
 from harness.plugin import reportattrs  # noqa: E402
 from harness.vm import protocol, splat  # noqa: E402
+
+CASE = pytest.StashKey[str]()  # an item's id as collected, without the kernel: what the messages name
 
 # option dest -> value that leaves the job to the host
 HOST_ONLY = {
@@ -100,6 +111,37 @@ class KernelLog:
             head, _, text = record.partition(";")
             lines.extend(text.rstrip("\n").split("\n"))
         return lines
+
+
+def name_for_kernel(item: pytest.Item, kernel: str) -> None:
+    """Give the item the id and name its KernelItem has on the host (harness.plugin.items).
+
+    pytest keeps the node id in a private attribute (``_nodeid`` up to 8.4, a
+    structured ``_id`` from 9) and reads it for ``PYTEST_CURRENT_TEST`` and the
+    reports. The name changes only for pytest's own items, whose use of it is
+    known: a function finds its object by ``originalname``, a unittest method
+    its TestCase by name (given the method's name here), a doctest runs its
+    parsed examples. Other plugins' items keep their name, as their runtest
+    may look their test up by it (pytest-cpp's do)."""
+    item.stash[CASE] = item.nodeid
+    nodeid = ids.with_kernel(item.nodeid, kernel)
+    if hasattr(item, "_id"):
+        item._id = type(item._id).parse(nodeid)
+    else:
+        item._nodeid = nodeid  # type: ignore[attr-defined]
+    if not isinstance(item, pytest.Function | pytest.DoctestItem):
+        return
+    cls = getattr(item, "cls", None)
+    if isinstance(item, pytest.Function) and isinstance(cls, type) and issubclass(cls, unittest.TestCase):
+        method = item.originalname
+        item._getinstance = lambda: cls(method)  # type: ignore[method-assign]
+    item.name = ids.with_kernel(item.name, kernel)
+    item.keywords[item.name] = True  # as the host's item has both names
+
+
+def case_of(item: pytest.Item) -> str:
+    """The id the host's messages name the item by."""
+    return item.stash.get(CASE, item.nodeid)
 
 
 def uptime() -> float:
@@ -194,6 +236,12 @@ class Agent:
             if hasattr(config.option, dest):
                 setattr(config.option, dest, value)
         self.targets = {os.path.normpath(config.rootpath / nodeid.split("::")[0]) for nodeid in self.collect}
+        if config.option.basetemp:
+            # the results directory is writable from every guest: there, two kernels would
+            # share (and clear, as pytest clears it) one basetemp; as xdist gives each worker its own
+            config.option.basetemp = os.path.join(config.option.basetemp, self.kernel)
+            with contextlib.suppress(OSError):  # not writable: pytest says so where a test needs it
+                os.makedirs(os.path.dirname(config.option.basetemp), exist_ok=True)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_ignore_collect(self, collection_path):
@@ -210,6 +258,15 @@ class Agent:
                 return None
         return True
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(self, items):
+        """Every item named for this kernel, before the other implementations run: the guest's
+        own conftest sees the ids the host's does (a list of expected failures per kernel
+        written with kernel ids marks the same tests in both)."""
+        for item in items:
+            name_for_kernel(item, self.kernel)
+        return (yield)
+
     def pytest_collectreport(self, report):
         if report.failed:
             self.collect_errors.append(f"{report.nodeid}: {report.longreprtext}")
@@ -222,7 +279,7 @@ class Agent:
                 release=uname.release,
                 version=uname.version,
                 uptime=uptime(),
-                nodeids=[item.nodeid for item in session.items],
+                nodeids=[case_of(item) for item in session.items],
                 collect_errors=self.collect_errors,
             )
         )
@@ -246,7 +303,7 @@ class Agent:
         and reach the next one; running ahead overlaps the two. The test that
         runs ahead is torn down only once its Run names the test after it (see
         NextItem), so fixtures are set up and torn down exactly as without it."""
-        items = {item.nodeid: item for item in session.items}
+        items = {case_of(item): item for item in session.items}
         msg = self.channel.receive()
         ran_ahead: list[dict] | None = None  # reports of the test msg names, if it already ran
         while isinstance(msg, protocol.Run):
@@ -262,16 +319,17 @@ class Agent:
             if not (msg.ahead and nextitem is not None):
                 msg = self.channel.receive()
                 continue
-            lazy = NextItem(self.channel, items, nextitem.nodeid)
+            next_case = case_of(nextitem)  # as the host names it
+            lazy = NextItem(self.channel, items, next_case)
             self.running_ahead = True
             reports = self._run_test(nextitem, lazy)
             self.running_ahead = False
             msg = lazy.answer()
-            if isinstance(msg, protocol.Run) and msg.nodeid == nextitem.nodeid:
+            if isinstance(msg, protocol.Run) and msg.nodeid == next_case:
                 ran_ahead = reports
             elif msg is None or isinstance(msg, protocol.Quit):
                 print(
-                    f"harness-guest: {nextitem.nodeid} ran ahead, but the host stopped before it; "
+                    f"harness-guest: {next_case} ran ahead, but the host stopped before it; "
                     "its reports are discarded",
                     file=sys.stderr,
                     flush=True,
@@ -279,7 +337,7 @@ class Agent:
             else:
                 self.channel.send(
                     protocol.Fatal(
-                        f"protocol out of step: {nextitem.nodeid} was announced as the next test "
+                        f"protocol out of step: {next_case} was announced as the next test "
                         f"(Run.next, with ahead) and ran ahead, but the host then sent {msg!r}"
                     )
                 )
