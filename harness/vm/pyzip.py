@@ -93,7 +93,7 @@ def _key() -> str:
 def plugin_packages() -> set[str]:
     """Top-level names (``xdist``, ``pytest_cov.py``) of the distributions that are pytest
     plugins: pytest marks all their modules for assertion rewriting (``_mark_plugins_for_rewrite``)."""
-    names = set()
+    names: set[str] = set()
     for dist in importlib.metadata.distributions():
         if any(ep.group == "pytest11" for ep in dist.entry_points):
             names.update(Path(f).parts[0] for f in dist.files or [] if Path(f).parts)
