@@ -9,7 +9,6 @@ items by kernel so that two workers run two kernels side by side.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import sys
 import time
@@ -223,8 +222,8 @@ class Runner:
 
     def _not_collected(self, case: str, name: str, ready) -> str:
         """Why a case cannot run in the guest: both ids and both rootdirs, then the guest's errors."""
-        nearest = difflib.get_close_matches(case, ready.nodeids, n=1, cutoff=0.0)
-        guest = f"the nearest id it collected is {nearest[0]}" if nearest else "it collected no test"
+        nearest = ready.nearest.get(case)
+        guest = f"the nearest id it collected is {nearest}" if nearest else "it collected no test near it"
         errors = "\n".join(ready.collect_errors) or "(no collection errors)"
         return (
             f"{case} was collected on the host (rootdir {self.config.rootpath}) but not inside the "

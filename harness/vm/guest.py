@@ -26,6 +26,7 @@ reports (``--junitxml``).
 from __future__ import annotations
 
 import contextlib
+import difflib
 import errno
 import importlib
 import os
@@ -227,6 +228,7 @@ class Agent:
         self.collect_errors: list[str] = []
         self.ready_sent = False
         self.targets: set[str] = set()
+        self.seen: list[str] = []  # every id collected here, the host's cases among them
         self.running_ahead = False  # the current test started before the host's Run for it
 
     @pytest.hookimpl(tryfirst=True)
@@ -293,6 +295,7 @@ class Agent:
         written with kernel ids marks the same tests in both)."""
         # only the cases the host asked for: the arguments may name more (a directory, a file of
         # which -k kept one test); an item the host did not collect is never run here
+        self.seen = [item.nodeid for item in items]
         items[:] = [item for item in items if item.nodeid in self.cases]
         for item in items:
             name_for_kernel(item, self.kernel)
@@ -316,14 +319,21 @@ class Agent:
 
     def _ready(self, session) -> None:
         uname = os.uname()
+        nodeids = [case_of(item) for item in session.items]
+        nearest = {}
+        for case in self.cases.difference(nodeids):  # the host's error names what came closest
+            close = difflib.get_close_matches(case, self.seen, n=1, cutoff=0.0)
+            if close:
+                nearest[case] = close[0]
         self.channel.send(
             protocol.Ready(
                 release=uname.release,
                 version=uname.version,
                 uptime=uptime(),
-                nodeids=[case_of(item) for item in session.items],
+                nodeids=nodeids,
                 collect_errors=self.collect_errors,
                 rootdir=str(session.config.rootpath),
+                nearest=nearest,
             )
         )
         self.ready_sent = True

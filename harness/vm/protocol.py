@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-VERSION = 5  # 4: Start.plugins, Run.ahead; 5: Start.initial and files, Ready.rootdir
+VERSION = 5  # 4: Start.plugins, Run.ahead; 5: Start.initial and files, Ready.rootdir and nearest
 
 
 class ProtocolError(Exception):
@@ -93,6 +93,7 @@ class Ready:
     nodeids: list[str]
     collect_errors: list[str] = field(default_factory=list)
     rootdir: str = ""  # the guest pytest's rootdir, for an error when the ids disagree
+    nearest: dict[str, str] = field(default_factory=dict)  # a case not collected -> the nearest id that was
 
 
 @dataclass
