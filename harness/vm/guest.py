@@ -3,9 +3,10 @@
 vng starts it as ``python -B -m harness.vm.guest`` with the host's root mounted
 read-only. It takes the protocol off the standard descriptors (so a test that
 prints cannot corrupt it), mounts bpffs and cgroup v2, then runs one pytest
-session with the user's own arguments. That session collects exactly the
-cases the host asked for (so plugins, ini options, conftest options and
-doctest flags are the user's), and its run loop waits for ``Run`` messages
+session with the user's own arguments, from the host's directory, rootdir, ini
+file and collection arguments. That session collects exactly the cases the
+host asked for, under the host's ids (so plugins, ini options, conftest options
+and doctest flags are the user's, and any layout gives the same ids), and its run loop waits for ``Run`` messages
 instead of iterating over the items. When the host allows it (``Run.ahead``)
 the agent starts the next test as soon as it has sent a test's reports, while
 the host is still replaying them; that test's teardown waits for the host's
