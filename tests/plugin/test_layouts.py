@@ -29,10 +29,11 @@ LAYOUTS = Path(__file__).resolve().parents[1] / "outside" / "layouts"
 # id -> (layout, directory pytest runs in, its arguments, how many tests the host runs)
 RUNS = {
     "rootdir-below": ("rootdir_below", ".", ["--rootdir=tests", "tests/unit", "-W", "error"], 2),
-    "rootdir-above": ("rootdir_above", "sub", ["--rootdir=.."], 1),
+    "rootdir-above": ("rootdir_above", "sub", ["--rootdir=..", "--confcutdir=."], 1),
+    "files-outside-the-rootdir": ("rootdir_above", ".", ["--rootdir=sub", "sub", "other"], 2),
     "ini-in-parent": ("ini_parent", "pkg/tests", [], 1),
     "testpaths": ("testpaths", ".", [], 1),
-    "src-pythonpath": ("src_layout", ".", ["tests"], 1),
+    "src-pythonpath-p": ("src_layout", ".", ["tests", "-p", "lay_src.plug"], 2),
     "plugins-nested-W-error": ("plugins_nested", ".", ["tests/unit", "-W", "error"], 2),
     "importlib-mode": ("importlib_mode", ".", [], 2),
     "rootdir-through-symlink": ("symlink", ".", ["--rootdir=alias", "alias"], 1),
@@ -74,7 +75,9 @@ def same_as_on_the_host(tmp_path: Path, run: str, kernel_args: list[str], kernel
     """Run the layout on the host, then under --kernel; compare ids, outcomes and warnings."""
     layout, cwd, args, count = RUNS[run]
     host_dir = copy(tmp_path / "host", layout, os.uname().release)
-    host = pytest_in(host_dir / cwd, [*args, "-p", "no:bpf_vm_harness", f"--junitxml={tmp_path / 'host.xml'}"])
+    host = pytest_in(
+        host_dir / cwd, [*args, "-p", "no:bpf_vm_harness", f"--junitxml={tmp_path / 'host.xml'}"]
+    )
     assert host.returncode == 0, host.stdout + host.stderr
     expected = outcomes(tmp_path / "host.xml")
     assert len(expected) == count and set(expected.values()) == {"passed"}, expected
@@ -96,8 +99,9 @@ def same_as_on_the_host(tmp_path: Path, run: str, kernel_args: list[str], kernel
     return r
 
 
+@pytest.mark.usefixtures("_fake_host")
 @pytest.mark.parametrize("run", list(RUNS))
-def test_a_layout_runs_in_the_fake_guest_as_on_the_host(run, tmp_path, _fake_host):
+def test_a_layout_runs_in_the_fake_guest_as_on_the_host(run, tmp_path):
     image = bzimage_header(tmp_path / "bzImage", RELEASE)
     env = {**os.environ, "HARNESS_VNG": str(FAKE)}
     # the fake runs the guest on this host: the tests see this host's release
@@ -114,7 +118,8 @@ def test_the_issues_layouts_run_in_a_real_guest_as_on_the_host(run, tmp_path):
     same_as_on_the_host(tmp_path, run, ["--kernel=6.1", "--offline"], kernel.name, kernel.release, None)
 
 
-def test_a_case_the_guest_does_not_collect_names_both_ids_and_rootdirs(tmp_path, _fake_host):
+@pytest.mark.usefixtures("_fake_host")
+def test_a_case_the_guest_does_not_collect_names_both_ids_and_rootdirs(tmp_path):
     """A conftest that collects differently in the guest: the error says what each side saw."""
     where = copy(tmp_path, "select", os.uname().release)
     (where / "test_sel_a.py").write_text(

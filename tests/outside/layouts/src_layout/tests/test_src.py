@@ -1,5 +1,7 @@
-import os
+import sys
 from pathlib import Path
+
+import lay_src  # found through the pythonpath ini option
 
 
 def expected_release() -> str:
@@ -8,8 +10,10 @@ def expected_release() -> str:
     return (top / "expected-release.txt").read_text().strip()
 
 
-import lay_src  # noqa: E402 - found through the pythonpath ini option
-
-
 def test_runs_on_its_kernel():
     assert lay_src.release() == expected_release()
+
+
+def test_the_p_plugin_is_loaded_and_rewritten(plug_answer):
+    assert plug_answer == 42
+    assert type(sys.modules["lay_src.plug"].__loader__).__name__ == "AssertionRewritingHook"

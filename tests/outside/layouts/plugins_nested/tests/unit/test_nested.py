@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 
@@ -6,9 +7,6 @@ def expected_release() -> str:
     """The release this run must see, written at the top of the copied layout."""
     top = next(p for p in Path(__file__).resolve().parents if (p / "expected-release.txt").exists())
     return (top / "expected-release.txt").read_text().strip()
-
-
-import sys  # noqa: E402
 
 
 def rewritten(name: str) -> bool:
