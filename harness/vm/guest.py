@@ -6,8 +6,8 @@ prints cannot corrupt it), mounts bpffs and cgroup v2, then runs one pytest
 session with the user's own arguments, from the host's directory, rootdir, ini
 file and collection arguments. That session collects exactly the cases the
 host asked for, under the host's ids (so plugins, ini options, conftest options
-and doctest flags are the user's, and any layout gives the same ids), and its run loop waits for ``Run`` messages
-instead of iterating over the items. When the host allows it (``Run.ahead``)
+and doctest flags are the user's, and any layout gives the same ids), and its
+run loop waits for ``Run`` messages instead of iterating over the items. When the host allows it (``Run.ahead``)
 the agent starts the next test as soon as it has sent a test's reports, while
 the host is still replaying them; that test's teardown waits for the host's
 Run for it, which names the test after it. After each test it reads the new
