@@ -31,11 +31,7 @@ def detect(dev: str = "/dev/kvm", cpuinfo: str = "/proc/cpuinfo") -> Accel:
     try:
         fd = os.open(dev, os.O_RDWR | os.O_CLOEXEC)
     except OSError as exc:
-        hint = (
-            " (for KVM, join its group: sudo usermod -aG kvm $USER, then log in again)"
-            if exc.errno == errno.EACCES
-            else ""
-        )
+        hint = " (for KVM, join its group: sudo usermod -aG kvm $USER, then log in again)" if exc.errno == errno.EACCES else ""
         return Accel("tcg", f"{dev} is not usable ({exc.strerror}){hint}")
     os.close(fd)
     try:

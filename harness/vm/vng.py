@@ -65,11 +65,7 @@ _CMDLINE_SAFE = re.compile(r"[\w./+-]+")  # a kernel argument cannot quote every
 def quick_init() -> tuple[str, ...]:
     """The kernel argument that puts the init shims first on init's PATH (none where it cannot)."""
     # the initramfs's /init (busybox) runs with this PATH too: keep the usual directories after the shims
-    return (
-        (f"PATH={INIT_SHIMS}:/usr/sbin:/usr/bin:/sbin:/bin",)
-        if _CMDLINE_SAFE.fullmatch(str(INIT_SHIMS))
-        else ()
-    )
+    return (f"PATH={INIT_SHIMS}:/usr/sbin:/usr/bin:/sbin:/bin",) if _CMDLINE_SAFE.fullmatch(str(INIT_SHIMS)) else ()
 
 
 FULL_INIT_APPEND = (BLACKLIST,)  # kernel arguments of a boot with virtme-ng's whole init (--vm-full-init)
