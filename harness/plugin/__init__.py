@@ -40,11 +40,14 @@ def pytest_addhooks(pluginmanager):
 
 
 def pytest_addoption(parser, pluginmanager):
-    # pytest_addoption is historic: each part registered here adds its own options
+    # pytest_addoption is historic: each part registered here adds its own options. Under its
+    # module's name, as pytest registers a module of -p or a conftest's pytest_plugins: naming
+    # a part there again is then a no-op, not a second registration (an error) after an
+    # "already imported so cannot be rewritten" warning
     for name in PARTS:
         module = importlib.import_module(name)
         if not pluginmanager.is_registered(module):  # also with -p harness.bpf.fixtures
-            pluginmanager.register(module, f"bpf-harness-{name}")
+            pluginmanager.register(module, name)
 
 
 def pytest_configure(config):

@@ -128,9 +128,9 @@ class Runner:
                 self.config,
                 f"booting {name} ({self.vmcfg.accel.upper()}, {self.vmcfg.cpus} vCPU, {self.vmcfg.memory}) ...",
             )
-        cases = [
-            item.case.nodeid for item in session.items if isinstance(item, KernelItem) and item.kernel == name
-        ]
+        mine = [item.case for item in session.items if isinstance(item, KernelItem) and item.kernel == name]
+        cases = list(dict.fromkeys(case.nodeid for case in mine))
+        files = list(dict.fromkeys(str(case.path) for case in mine))
         cwd = self.config.invocation_params.dir
         vm: VM | WarmVM
         if self.config.option.reuse_vm:
@@ -138,7 +138,13 @@ class Runner:
             vm = WarmVM(kernel, self.vmcfg, cwd, idle_timeout=idle, say=lambda text: note(self.config, text))
         else:
             vm = VM(kernel, self.vmcfg, cwd)
-        ready = vm.start(self._guest_args(name), list(dict.fromkeys(cases)), entry_point_plugins(self.config))
+        ready = vm.start(
+            self._guest_args(name),
+            cases,
+            entry_point_plugins(self.config),
+            initial=self.route.initial,
+            files=files,
+        )
         self.vm = vm
         note(
             self.config,
@@ -207,18 +213,25 @@ class Runner:
         ready = vm.ready
         assert ready is not None  # vm_for returns booted VMs only
         if case not in ready.nodeids:
-            errors = "\n".join(ready.collect_errors) or "(no collection errors)"
-            return synthetic(
-                item,
-                f"{case} was collected on the host but not inside the {name} "
-                f"guest, so it cannot run there:\n{errors}",
-                time.time(),
-            )
+            return synthetic(item, self._not_collected(case, name, ready), time.time())
         same_vm = nextitem is not None and getattr(nextitem, "kernel", None) == name
         done = vm.run(case, nextitem.case.nodeid if same_vm else None)
         if same_vm and vm.cfg.run_ahead:
             self.started_ahead = nextitem.nodeid
         return [self._report(data) for data in done.reports]
+
+    def _not_collected(self, case: str, name: str, ready) -> str:
+        """Why a case cannot run in the guest: both ids and both rootdirs, then the guest's errors."""
+        nearest = ready.nearest.get(case)
+        guest = f"the nearest id it collected is {nearest}" if nearest else "it collected no test near it"
+        errors = "\n".join(ready.collect_errors) or "(no collection errors)"
+        return (
+            f"{case} was collected on the host (rootdir {self.config.rootpath}) but not inside the "
+            f"{name} guest (rootdir {ready.rootdir or 'unknown'}), so it cannot run there; {guest}. "
+            "The guest's pytest runs from the same directory with the same arguments; a conftest or "
+            "plugin that collects differently there (another kernel, another environment) gives "
+            f"other ids. Collection errors in the guest:\n{errors}"
+        )
 
     def _report(self, data: dict) -> pytest.TestReport:
         report = self.config.hook.pytest_report_from_serializable(config=self.config, data=data)

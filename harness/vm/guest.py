@@ -3,10 +3,11 @@
 vng starts it as ``python -B -m harness.vm.guest`` with the host's root mounted
 read-only. It takes the protocol off the standard descriptors (so a test that
 prints cannot corrupt it), mounts bpffs and cgroup v2, then runs one pytest
-session with the user's own arguments. That session collects exactly the
-cases the host asked for (so plugins, ini options, conftest options and
-doctest flags are the user's), and its run loop waits for ``Run`` messages
-instead of iterating over the items. When the host allows it (``Run.ahead``)
+session with the user's own arguments, from the host's directory, rootdir, ini
+file and collection arguments. That session collects exactly the cases the
+host asked for, under the host's ids (so plugins, ini options, conftest options
+and doctest flags are the user's, and any layout gives the same ids), and its
+run loop waits for ``Run`` messages instead of iterating over the items. When the host allows it (``Run.ahead``)
 the agent starts the next test as soon as it has sent a test's reports, while
 the host is still replaying them; that test's teardown waits for the host's
 Run for it, which names the test after it. After each test it reads the new
@@ -26,6 +27,7 @@ reports (``--junitxml``).
 from __future__ import annotations
 
 import contextlib
+import difflib
 import errno
 import importlib
 import os
@@ -217,25 +219,54 @@ _UNREAD = object()
 class Agent:
     """A pytest plugin for the guest session."""
 
-    def __init__(self, channel: Channel, kernel: str, collect: list[str]):
+    def __init__(self, channel: Channel, start: protocol.Start):
         self.channel = channel
-        self.kernel = kernel
-        self.collect = collect
+        self.kernel = start.kernel
+        self.start = start
+        self.cases = set(start.collect)
         self.kmsg = KernelLog()
         self.reports: list = []
         self.collect_errors: list[str] = []
         self.ready_sent = False
         self.targets: set[str] = set()
+        self.seen: list[str] = []  # every id collected here, the host's cases among them
         self.running_ahead = False  # the current test started before the host's Run for it
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_load_initial_conftests(self, early_config):
+        """The host's entry-point plugins, imported where the host's pytest imports them.
+
+        That is after the assertion rewriting hook is installed and their packages are
+        marked for it (as pytest marks every module of a plugin's distribution), and
+        before the first conftest: a conftest that names one of their modules in
+        ``pytest_plugins`` finds it rewritten, as on the host, and pytest has no
+        "already imported" to warn about. Imported before ``pytest.main``, they were
+        neither."""
+        names = self.start.plugins or []
+        hook = early_config.pluginmanager.rewrite_hook
+        tops = {name.split(".")[0] for name in names} - {name for name in sys.modules if "." not in name}
+        if tops:
+            hook.mark_rewrite(*sorted(tops))
+        for name in names:
+            module = importlib.import_module(name)
+            if not early_config.pluginmanager.is_registered(module):
+                early_config.pluginmanager.register(module)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config):
         mark("pytest configured")
-        config.args = list(self.collect)
+        start = self.start
+        if start.initial is not None and start.files is not None:
+            # the host's own starting points, from the same directory: the same ids, whatever the
+            # rootdir (above or below), testpaths or files outside the rootdir
+            config.args = list(start.initial)
+            self.targets = {os.path.normpath(path) for path in start.files}
+        else:  # the cases alone (an older caller): ids relative to the rootdir
+            config.args = [str(config.rootpath / case) for case in start.collect]
+            self.targets = {os.path.normpath(config.rootpath / case.split("::")[0]) for case in start.collect}
         for dest, value in HOST_ONLY.items():
             if hasattr(config.option, dest):
                 setattr(config.option, dest, value)
-        self.targets = {os.path.normpath(config.rootpath / nodeid.split("::")[0]) for nodeid in self.collect}
         if config.option.basetemp:
             # the results directory is writable from every guest: there, two kernels would
             # share (and clear, as pytest clears it) one basetemp; as xdist gives each worker its own
@@ -263,6 +294,10 @@ class Agent:
         """Every item named for this kernel, before the other implementations run: the guest's
         own conftest sees the ids the host's does (a list of expected failures per kernel
         written with kernel ids marks the same tests in both)."""
+        # only the cases the host asked for: the arguments may name more (a directory, a file of
+        # which -k kept one test); an item the host did not collect is never run here
+        self.seen = [item.nodeid for item in items]
+        items[:] = [item for item in items if item.nodeid in self.cases]
         for item in items:
             name_for_kernel(item, self.kernel)
         return (yield)
@@ -271,16 +306,35 @@ class Agent:
         if report.failed:
             self.collect_errors.append(f"{report.nodeid}: {report.longreprtext}")
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_finish(self, session):
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection(self, session):
+        """Ready once collection is over, a usage error of the collection (an argument that
+        names nothing here) among its errors."""
+        try:
+            return (yield)
+        except pytest.UsageError as exc:
+            self.collect_errors.append(f"usage error: {exc}")
+            raise
+        finally:
+            self._ready(session)
+
+    def _ready(self, session) -> None:
         uname = os.uname()
+        nodeids = [case_of(item) for item in session.items]
+        nearest = {}
+        for case in self.cases.difference(nodeids):  # the host's error names what came closest
+            close = difflib.get_close_matches(case, self.seen, n=1, cutoff=0.0)
+            if close:
+                nearest[case] = close[0]
         self.channel.send(
             protocol.Ready(
                 release=uname.release,
                 version=uname.version,
                 uptime=uptime(),
-                nodeids=[case_of(item) for item in session.items],
+                nodeids=nodeids,
                 collect_errors=self.collect_errors,
+                rootdir=str(session.config.rootpath),
+                nearest=nearest,
             )
         )
         self.ready_sent = True
@@ -375,12 +429,11 @@ def session(channel: Channel, start, extra: tuple = ()) -> int:
     if not isinstance(start, protocol.Start):
         channel.send(protocol.Fatal(f"expected Start, got {start!r}"))
         return 2
-    agent = Agent(channel, start.kernel, start.collect)
-    args, plugins = list(start.args), []
+    agent = Agent(channel, start)
+    args = list(start.args)
     if start.plugins is not None:
         args.insert(0, "--disable-plugin-autoload")
-        plugins = [importlib.import_module(name) for name in start.plugins]
-    code = pytest.main(args, plugins=[agent, *plugins, *extra])
+    code = pytest.main(args, plugins=[agent, *extra])
     if not agent.ready_sent:
         channel.send(
             protocol.Fatal(

@@ -128,10 +128,30 @@ class VM:
             pvh=pvh.vmlinux(self.kernel.image) if cfg.pvh_boot else None,
         )
 
-    def start(self, args: list[str], collect: list[str], plugins: list[str] | None = None) -> protocol.Ready:
-        """Boot, hand the guest its pytest arguments, plugins and cases, and wait until it has collected."""
+    def start(
+        self,
+        args: list[str],
+        collect: list[str],
+        plugins: list[str] | None = None,
+        *,
+        initial: list[str] | None = None,
+        files: list[str] | None = None,
+    ) -> protocol.Ready:
+        """Boot, hand the guest its pytest arguments, plugins and cases, and wait until it has collected.
+
+        ``initial`` and ``files``: the host's collection arguments and the cases' files
+        (protocol.Start)."""
         started = self.launch()
-        self.send(protocol.Start(args=args, kernel=self.kernel.name, collect=collect, plugins=plugins))
+        self.send(
+            protocol.Start(
+                args=args,
+                kernel=self.kernel.name,
+                collect=collect,
+                plugins=plugins,
+                initial=initial,
+                files=files,
+            )
+        )
         msg = self.await_boot()
         if not isinstance(msg, protocol.Ready):
             self.kill()

@@ -5,6 +5,8 @@ import os
 import pytest
 from kernelcheck import check_own_ids, running_release
 
+collect_ignore = ["layouts"]  # projects of their own (tests/plugin/test_layouts.py)
+
 
 def pytest_addoption(parser):
     parser.addoption("--outside-flag", default="unset", help="an option of this project's own")
