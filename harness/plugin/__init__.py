@@ -10,6 +10,7 @@ Parts, each a plugin module of its own:
 
     harness.plugin.options    the command line and ini options
     harness.plugin.routing    one item per test and kernel, and its dispatch to a VM
+    harness.plugin.headers    kernel headers for bcc (--kernel-headers), fetched before the VMs boot
     harness.plugin.recorder   the results file and the cases x kernels summary (only in a
                               run that records: never imported in a guest or an xdist worker)
     harness.bpf.gates         version and feature gates (markers)
@@ -29,6 +30,7 @@ from harness.plugin.roles import records_results
 PARTS = (
     "harness.plugin.options",
     "harness.plugin.routing",
+    "harness.plugin.headers",
     "harness.bpf.gates",
     "harness.bpf.fixtures",
     "harness.bpf.programs",

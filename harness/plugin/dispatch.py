@@ -92,6 +92,7 @@ class Runner:
         self.vmcfg = vm_config(config, route.run_dir)
         self.vm: VM | WarmVM | None = None
         self.boot_errors: dict[str, str] = {}
+        self.refused: dict[str, str | None] = {}  # item id -> why it cannot run (pytest_bpf_cannot_run)
         self.started_ahead: str | None = None  # the item the VM may have started before its Run
 
     # -- VMs ----------------------------------------------------------------
@@ -128,7 +129,11 @@ class Runner:
                 self.config,
                 f"booting {name} ({self.vmcfg.accel.upper()}, {self.vmcfg.cpus} vCPU, {self.vmcfg.memory}) ...",
             )
-        mine = [item.case for item in session.items if isinstance(item, KernelItem) and item.kernel == name]
+        mine = [
+            item.case
+            for item in session.items
+            if isinstance(item, KernelItem) and item.kernel == name and not self.cannot_run(item)
+        ]
         cases = list(dict.fromkeys(case.nodeid for case in mine))
         files = list(dict.fromkeys(str(case.path) for case in mine))
         cwd = self.config.invocation_params.dir
@@ -172,13 +177,19 @@ class Runner:
 
     # -- tests --------------------------------------------------------------
 
+    def cannot_run(self, item) -> str | None:
+        if item.nodeid not in self.refused:
+            self.refused[item.nodeid] = self.config.hook.pytest_bpf_cannot_run(item=item)
+        return self.refused[item.nodeid]
+
     def run(self, item, nextitem) -> None:
         """Run a KernelItem in its VM and log the guest's reports as the item's own."""
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         started = time.time()
+        refused = self.cannot_run(item)
         try:
-            reports = self._run(item, nextitem)
+            reports = synthetic(item, refused, started) if refused else self._run(item, nextitem)
         except VMLost as lost:
             self.vm = None  # killed by VM.run; the next test boots a fresh one
             reports = synthetic(item, str(lost), started, vm_lost=lost.reason)
@@ -214,7 +225,12 @@ class Runner:
         assert ready is not None  # vm_for returns booted VMs only
         if case not in ready.nodeids:
             return synthetic(item, self._not_collected(case, name, ready), time.time())
-        same_vm = nextitem is not None and getattr(nextitem, "kernel", None) == name
+        # the guest must not run ahead into a test that does not run there
+        same_vm = (
+            nextitem is not None
+            and getattr(nextitem, "kernel", None) == name
+            and not self.cannot_run(nextitem)
+        )
         done = vm.run(case, nextitem.case.nodeid if same_vm else None)
         if same_vm and vm.cfg.run_ahead:
             self.started_ahead = nextitem.nodeid

@@ -10,6 +10,7 @@ import pytest
 from harness.vm import accel
 
 RESULTS_INI = "bpf_results_dir"
+HEADERS_MODES = ("auto", "always", "never")  # --kernel-headers (harness.plugin.headers)
 
 
 def pytest_addoption(parser):
@@ -90,6 +91,13 @@ def pytest_addoption(parser):
         default=None,
         metavar="TEXT",
         help="a label stored in the results file, e.g. the CI job name",
+    )
+    group.addoption(
+        "--kernel-headers",
+        choices=HEADERS_MODES,
+        default="auto",
+        help="kernel headers for bcc beside each Debian kernel, fetched before the VMs boot: auto "
+        "(when a collected test imports bcc or uses the bcc fixture), always, or never (default auto)",
     )
     group.addoption("--offline", action="store_true", help="use only cached kernels; never download")
     group.addoption(
