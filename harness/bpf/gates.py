@@ -27,7 +27,7 @@ from collections.abc import Callable
 import pytest
 from packaging.version import Version
 
-from harness.bpf import probes
+from harness.bpf import context, probes
 from harness.bpf.uapi import MapType, ProgType
 
 # name -> (first kernel, config that provides it)
@@ -225,23 +225,18 @@ def pytest_runtest_setup(item) -> None:
     check_gates(item)
 
 
-def newest_catalog_kernel() -> Version:
-    from harness.kernels.catalog import load_catalog  # noqa: PLC0415 - only on the host
-
-    return max(kernel_version(entry.series) for entry in load_catalog().entries)
-
-
 def pytest_collection_modifyitems(config, items) -> None:
-    """A gate no catalog kernel can pass could never run: that is an error, not a skip forever."""
-    if config.getoption("harness_guest_kernel", None):
-        return  # checked on the host already
+    """A gate no kernel of the run's catalog can pass could never run: an error, not a skip forever."""
+    newest_kernel = context.of(config).newest_kernel
+    if newest_kernel is None:
+        return  # no catalog told (the toolkit alone), or a guest: checked on the host already
     newest = None
     stale = []
     for item in items:
         versions = [m.args[0] for m in item.iter_markers("min_kernel")]
         versions += [g.min_kernel for m in item.iter_markers("requires") for g in gates_for(m)]
         for version in versions:
-            newest = newest or newest_catalog_kernel()
+            newest = newest or kernel_version(newest_kernel())
             if kernel_version(version) > newest:
                 stale.append(f"{item.nodeid} needs kernel >= {version}")
     if stale:

@@ -38,9 +38,8 @@ from pathlib import Path
 import pytest
 
 from harness.bpf import compile as compiler
-from harness.bpf import fixtures
+from harness.bpf import context, fixtures
 from harness.bpf.object import BPFObject
-from harness.plugin.roles import Role, role, vm_mode
 
 __all__ = ["bpf_object", "bpf_object_path", "bcc", "tracing", "kprobes"]
 
@@ -75,6 +74,7 @@ def _cache(config) -> compiler.ObjectCache:
     return config.stash[OBJECTS]
 
 
+@pytest.hookimpl(optionalhook=True)  # harness.plugin's hook: absent when the toolkit runs without it
 def pytest_bpf_guest_args(config) -> list[str]:
     # the guest's pytest gets the host's arguments: add where the objects are, so it reads
     # the host's cache whatever its own HOME and environment say
@@ -84,7 +84,7 @@ def pytest_bpf_guest_args(config) -> list[str]:
 def pytest_collection_finish(session):
     """Before any VM boots: compile the sources near the collected tests (errors are cached)."""
     config = session.config
-    if not vm_mode(config) or role(config) is Role.CONTROLLER or config.option.collectonly:
+    if not context.of(config).precompile or config.option.collectonly:
         return
     dirs = {Path(str(item.path)).parent for item in session.items if getattr(item, "path", None)}
     cache = _cache(config)
@@ -112,7 +112,7 @@ def bpf_object_path(request):
     def find(path: str | os.PathLike) -> Path:
         __tracebackhide__ = True
         source = _resolve(request, path)
-        if role(config) is Role.GUEST:
+        if context.of(config).guest:
             return cache.lookup(source)
         return cache.compile(source)
 

@@ -6,15 +6,13 @@ fixtures, markers and gates: no file is written, nothing is printed. With
 each kernel, whatever kind of item it is, and never on the host unless it is
 marked ``@pytest.mark.host``.
 
-Parts, each a plugin module of its own:
-
-    harness.plugin.options    the command line and ini options
-    harness.plugin.routing    one item per test and kernel, and its dispatch to a VM
-    harness.plugin.headers    kernel headers for bcc (--kernel-headers), fetched before the VMs boot
-    harness.plugin.recorder   the results file and the cases x kernels summary (only in a
-                              run that records: never imported in a guest or an xdist worker)
-    harness.bpf.gates         version and feature gates (markers)
-    harness.bpf.fixtures      bpffs, cgroup2, privileges, leak guard
+Its parts, each a plugin module of its own, are named in ``harness.parts``
+(``PLUGIN_PARTS``): the options, routing, kernel headers for bcc, the BPF
+toolkit's gates, fixtures and programs. The recorder (results file and summary)
+is registered only in a run that records: never in a guest or an xdist worker.
+The toolkit learns what it needs of the run (a guest? compile ahead? the
+newest catalog kernel) from ``harness.bpf.context``, set here, never by
+importing the plugin.
 """
 
 from __future__ import annotations
@@ -24,17 +22,10 @@ import os
 
 import pytest
 
+from harness.bpf import context
+from harness.parts import PLUGIN_PARTS
 from harness.plugin import hooks, rundir
-from harness.plugin.roles import records_results
-
-PARTS = (
-    "harness.plugin.options",
-    "harness.plugin.routing",
-    "harness.plugin.headers",
-    "harness.bpf.gates",
-    "harness.bpf.fixtures",
-    "harness.bpf.programs",
-)
+from harness.plugin.roles import Role, records_results, role, vm_mode
 
 
 def pytest_addhooks(pluginmanager):
@@ -46,7 +37,7 @@ def pytest_addoption(parser, pluginmanager):
     # module's name, as pytest registers a module of -p or a conftest's pytest_plugins: naming
     # a part there again is then a no-op, not a second registration (an error) after an
     # "already imported so cannot be rewritten" warning
-    for name in PARTS:
+    for name in PLUGIN_PARTS:
         module = importlib.import_module(name)
         if not pluginmanager.is_registered(module):  # also with -p harness.bpf.fixtures
             pluginmanager.register(module, name)
@@ -58,6 +49,26 @@ def pytest_configure(config):
         from harness.plugin import recorder  # noqa: PLC0415 - the results file's machinery
 
         recorder.register(config)
+    config.stash[context.RUN] = toolkit_run(config)
+
+
+def toolkit_run(config) -> context.Run:
+    """What the BPF toolkit needs to know of this run."""
+    guest = role(config) is Role.GUEST
+    return context.Run(
+        guest=guest,
+        # the host (or each xdist worker) compiles for its guests; the controller runs nothing
+        precompile=vm_mode(config) and role(config) is not Role.CONTROLLER,
+        newest_kernel=None if guest else newest_catalog_kernel,
+    )
+
+
+def newest_catalog_kernel() -> str:
+    """The newest series in the kernel catalog ("7.3")."""
+    from harness.kernels.catalog import load_catalog  # noqa: PLC0415 - only when a test has a gate
+    from harness.versions import kernel_order  # noqa: PLC0415
+
+    return max((entry.series for entry in load_catalog().entries), key=kernel_order)
 
 
 @pytest.fixture(scope="session")

@@ -401,9 +401,11 @@ def serve(channel) -> int:
             importlib.import_module(name if name in PRELOAD else f"_pytest.{name}")
     freeze_distributions()
 
-    import harness.plugin  # noqa: F401, PLC0415
-    from harness.bpf import fixtures, gates, libbpf  # noqa: F401, PLC0415
-    from harness.plugin import options, routing  # noqa: F401, PLC0415
+    from harness import parts  # noqa: PLC0415
+    from harness.bpf import libbpf  # noqa: PLC0415
+
+    for name in ("harness.plugin", *parts.PLUGIN_PARTS):  # what each run's pytest registers
+        importlib.import_module(name)
     from harness.vm import guest  # noqa: F401, PLC0415
 
     libbpf.libbpf_version()  # dlopen now, not in each child

@@ -41,6 +41,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from harness import parts
+
 # Never imported by tests in a guest, large, or tied to a display.
 SKIP = {
     "test",
@@ -57,15 +59,6 @@ SKIP = {
     "venv",
     "harness",
 }
-HARNESS_PACKAGES = (
-    "harness",
-    "harness.bpf",
-    "harness.cli",
-    "harness.kernels",
-    "harness.plugin",
-    "harness.report",
-    "harness.vm",
-)
 UNUSED_SECONDS = 86400
 FORMAT = 2  # 2: without the pytest plugins' packages
 CODE_ONLY = {".py", ".pyi", ".typed"}  # a package with other files may read them from disk
@@ -151,7 +144,7 @@ def _harness_files() -> list[tuple[Path, str]]:
     """(path, name in the zip) for every file of the harness's packages, wherever they live
     (``harness.kernels`` is the repository's ``kernels/`` directory)."""
     found = []
-    for name in HARNESS_PACKAGES:
+    for name in parts.PACKAGES:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.submodule_search_locations:
             continue

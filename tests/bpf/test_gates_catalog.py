@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harness.bpf.gates import kernel_version, newest_catalog_kernel
+from harness.bpf.gates import kernel_version
+from harness.plugin import newest_catalog_kernel
 from tests.vmtools import run_pytest
 
 
@@ -15,4 +16,4 @@ def test_gate_above_the_catalog_is_a_usage_error(tmp_path):
 
 
 def test_newest_catalog_kernel_covers_both_debian_series():
-    assert newest_catalog_kernel() >= kernel_version("6.12")
+    assert kernel_version(newest_catalog_kernel()) >= kernel_version("6.12")
