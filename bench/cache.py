@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
+from unittest import mock
 
 from bench.measure import PYTHON, REPO, Bench, wait_quiet
 
@@ -67,9 +68,9 @@ class NetworkUsed(RuntimeError):
 @contextlib.contextmanager
 def no_network():
     """Make any socket, and any apt-get/apt-cache subprocess, raise NetworkUsed."""
-    real_socket, real_popen_init = socket.socket, subprocess.Popen.__init__
+    real_popen_init = subprocess.Popen.__init__
 
-    class Refused(real_socket):
+    class Refused(socket.socket):
         def __init__(self, *a, **kw):
             raise NetworkUsed("a socket was opened")
 
@@ -79,13 +80,11 @@ def no_network():
             raise NetworkUsed(f"apt was called: {argv}")
         real_popen_init(self, args, *a, **kw)
 
-    socket.socket = Refused
-    subprocess.Popen.__init__ = popen_init
-    try:
+    with (
+        mock.patch.object(socket, "socket", Refused),
+        mock.patch.object(subprocess.Popen, "__init__", popen_init),
+    ):
         yield
-    finally:
-        socket.socket = real_socket
-        subprocess.Popen.__init__ = real_popen_init
 
 
 def measure_resolve_in_process(spec: str, reps: int) -> dict:

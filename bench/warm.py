@@ -40,8 +40,9 @@ from bench import logs  # noqa: E402
 
 def debian_series() -> list[str]:
     """Every Debian series of the catalog, oldest first (the suite rows boot each)."""
-    from harness.kernels.catalog import load_catalog
     from packaging.version import Version
+
+    from harness.kernels.catalog import load_catalog
 
     return sorted({e.series for e in load_catalog().entries if e.source == "debian"}, key=Version)
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from harness.kernels.catalog import SOURCES, Catalog, CatalogEntry, load_catalog, resolve_spec
 from harness.kernels.errors import KernelError
-
 from harness.versions import kernel_order  # the one version order
 
 DEFAULT = "debian"

@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 from debian.debian_support import Version as DebVersion
+
 from harness.kernels import aptsources, archive
 from harness.kernels.cache import default_root
-
 from harness.versions import kernel_order, series
 
 CATALOG = Path(__file__).resolve().parent.parent / "kernels" / "catalog.toml"

@@ -6,12 +6,16 @@ import hashlib
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .errors import ArchiveUnreachable, KernelError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 # An unreachable archive must fail in about 10 s, not hang a test session:
 # 3 connection attempts of at most 2.5 s each plus 1 s of backoff.
@@ -148,7 +152,7 @@ class _Progress:
 
     def __init__(self, url: str, label: str, total: int | None, enabled: bool):
         self.url, self.label, self.total, self.enabled = url, label, total, enabled
-        self.rich = None
+        self.rich: Progress | None = None
 
     def __enter__(self):
         self.start = time.monotonic()

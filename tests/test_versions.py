@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from harness.kernels.catalog import CatalogEntry, load_catalog
 
+from harness.kernels.catalog import CatalogEntry, load_catalog
 from harness.versions import kernel_order, series
 from tests.kernels.testlib import REPO
 

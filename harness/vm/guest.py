@@ -92,6 +92,7 @@ class KernelLog:
     """New records of /dev/kmsg since the last call of ``new_lines``."""
 
     def __init__(self):
+        self._fd: int | None
         try:
             self._fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
             os.lseek(self._fd, 0, os.SEEK_END)

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from harness.kernels.catalog import load_catalog, resolve_spec
-
 from harness.report.matrix import kernel_order
 
 ROOT = Path(__file__).resolve().parents[2]

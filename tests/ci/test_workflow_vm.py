@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+
 from harness.kernels.cache import default_root
 from harness.kernels.catalog import resolve_spec
-
 from harness.report import records
 from tests.ci.runner import LocalRun, Workflow
 from tests.vmtools import require_vm_host

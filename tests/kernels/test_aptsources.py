@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from harness.kernels import KernelError, aptsources
 from harness.kernels.aptsources import Base
 

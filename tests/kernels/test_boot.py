@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from harness.kernels.catalog import resolve_spec
 
+from harness.kernels.catalog import resolve_spec
 from tests.vmtools import require_vm_host, run_pytest
 
 CASES = [

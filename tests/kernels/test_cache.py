@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from harness.kernels import KernelError, resolve
 from harness.kernels.cache import Cache
 from harness.kernels.catalog import load_catalog
 from harness.kernels.debian import DebianSource
-
 from tests.kernels.testlib import (
     DEB_NAME,
     PYTHON,

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from harness.kernels import KernelError, resolve
 from harness.kernels.catalog import PREFERENCE, CatalogEntry, LocalSpec, load_catalog, resolve_spec
-
 from harness.versions import kernel_order
 from tests.kernels.testlib import REPO, write_catalog
 

@@ -13,8 +13,8 @@ import os
 import subprocess
 
 import pytest
-from harness.kernels import KernelError, resolve
 
+from harness.kernels import KernelError, resolve
 from tests.kernels.testlib import (
     DEB_NAME,
     PYTHON,

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from harness.kernels import headers as H
 from harness.kernels.catalog import load_catalog, resolve_spec
 from harness.kernels.errors import KernelError

@@ -7,9 +7,9 @@ import subprocess
 import time
 
 import pytest
+
 from harness.kernels import KernelError, resolve
 from harness.kernels.mainline import parse_checksums, pick
-
 from tests.kernels.testlib import (
     MAINLINE_DEB,
     PYTHON,

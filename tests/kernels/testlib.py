@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from debian import deb822
+
 from harness.kernels import KernelError, aptsources
 from harness.kernels.archive import PACKAGES
 from harness.kernels.catalog import load_catalog

@@ -20,10 +20,10 @@ from types import SimpleNamespace
 
 import pytest
 import requests
+
 from harness.kernels import KernelError, aptsources, resolve
 from harness.kernels import headers as kernel_headers
 from harness.kernels.cache import default_root
-
 from harness.plugin import headers
 from harness.report import records
 from tests.vmtools import require_vm_host

@@ -16,9 +16,9 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from harness.kernels import resolve
 
 from harness import ids
+from harness.kernels import resolve
 from harness.report import records
 from tests.vmtools import require_vm_host
 

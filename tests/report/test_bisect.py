@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness.kernels.catalog import load_catalog
 
+from harness.kernels.catalog import load_catalog
 from harness.report import bisect
 from harness.report.bisect import BisectError, StepResult
 from harness.versions import kernel_order

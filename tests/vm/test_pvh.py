@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from harness.kernels import resolve
 from harness.kernels.errors import KernelError
-
 from harness.vm import pvh, vng
 
 
