@@ -1,4 +1,6 @@
-"""Repository-wide pytest settings: markers of the harness's own tests."""
+"""Repository-wide pytest settings: markers of the harness's own tests, pytester for the in-process ones."""
+
+pytest_plugins = ["pytester"]
 
 
 def pytest_configure(config):
