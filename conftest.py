@@ -5,6 +5,11 @@ pytest_plugins = ["pytester"]
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "vm: boots real kernels in VMs (slow under TCG)")
+    config.addinivalue_line(
+        "markers",
+        "slow: boots nothing, but takes seconds: the fake vng (needs root), headless Chromium, "
+        "a local archive of real kernel packages; left out by ci/test.sh --fast",
+    )
 
 
 # separate projects that the tests copy elsewhere and run under --kernel

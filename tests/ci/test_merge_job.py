@@ -134,6 +134,7 @@ def bands(pixels: list, width: int, colour: str) -> int:
     return sum(1 for y in starts if sum(rows[y : y + 10]) >= 10)
 
 
+@pytest.mark.slow  # headless Chromium
 def test_matrix_page_in_headless_chromium(tmp_path):
     """The page the merge job uploads, as the README shows it (UPDATE_DOCS=1 rewrites docs/images/kernel-matrix.png)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -58,6 +58,7 @@ def served(tmp_path_factory, monkeypatch):
         yield a
 
 
+@pytest.mark.slow  # a real kernel fetched again from a local archive
 def test_damaged_cache_entry_is_detected_and_force_repairs_it(cache_dir, served):
     k = resolve(DEB_NAME, progress=False)
     with open(k.image, "r+b") as f:
@@ -218,6 +219,7 @@ def test_cli_list_shows_catalog_suite_cached_flag_and_series_choice(tmp_path):
     assert names.index("5.10.262") < names.index("6.1.170") < names.index("6.12.117") < names.index("7.3.4")
 
 
+@pytest.mark.slow  # a real kernel fetched from a local archive
 def test_cli_fetch_shows_verification_then_the_kernel(cache_dir, served):
     r = _cli("kernels", "fetch", DEB_NAME)
     assert r.returncode == 0, r.stderr

@@ -83,6 +83,7 @@ def _update_catalog():
     return update_catalog
 
 
+@pytest.mark.slow  # a local archive's signed indexes
 def test_update_catalog_agrees_with_the_archives_signed_indexes(catalog, tmp_path):
     """Every committed pin the archive still carries is exactly what its signed index says.
 

@@ -31,6 +31,8 @@ from tests.kernels.testlib import (
     write_catalog,
 )
 
+pytestmark = pytest.mark.slow  # a local archive serving real kernel packages: seconds a test
+
 ENTRY = catalog_entry(DEB_NAME)
 
 

@@ -84,6 +84,7 @@ def test_failed_download_leaves_nothing_behind(tmp_path):
     assert H.installed(kernel) is None
 
 
+@pytest.mark.slow  # real headers packages unpacked
 def test_real_headers_are_unpacked_and_linked_once(tmp_path):
     if not apt_knows_headers():
         pytest.skip(f"the host's apt does not list linux-headers-{RELEASE}={VERSION} (a Debian 12 host does)")

@@ -26,6 +26,8 @@ from tests.kernels.testlib import (
     write_catalog,
 )
 
+pytestmark = pytest.mark.slow  # a local archive serving a real kernel package: seconds a test
+
 RELEASE = catalog_entry().release  # what the served package (a real Debian one) really contains
 DEB_PATH = f"/v6.8/amd64/{MAINLINE_DEB}"
 

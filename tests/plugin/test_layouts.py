@@ -24,6 +24,8 @@ from harness import ids
 from tests.vm.test_loop_fake import FAKE, RELEASE, _fake_host, bzimage_header  # noqa: F401 - a fixture
 from tests.vmtools import require_vm_host
 
+pytestmark = pytest.mark.slow  # pytest sessions through the fake vng: root, seconds a test
+
 LAYOUTS = Path(__file__).resolve().parents[1] / "outside" / "layouts"
 
 # id -> (layout, directory pytest runs in, its arguments, how many tests the host runs)

@@ -203,6 +203,7 @@ def test_interrupted_run_is_marked_incomplete(tmp_path):
     assert [c.outcome for c in run.cases if c.case.endswith("test_first")] == ["passed"]
 
 
+@pytest.mark.slow  # xdist workers: half a minute
 def test_nothing_is_recorded_by_xdist_workers(tmp_path):
     r = _pytest(tmp_path, "-n", "2", "-p", "xdist", f"{DEMO}::test_passes", f"{DEMO}::test_skips")
     assert r.returncode == 0, r.stdout + r.stderr

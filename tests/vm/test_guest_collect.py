@@ -13,7 +13,7 @@ import pytest
 
 from tests.vm.test_loop_fake import FAKE, RELEASE, _fake_host, bzimage_header  # noqa: F401 - a fixture
 
-pytestmark = pytest.mark.usefixtures("_fake_host")
+pytestmark = [pytest.mark.usefixtures("_fake_host"), pytest.mark.slow]  # the fake vng's host: root
 
 CONFTEST = """
 import os, sys

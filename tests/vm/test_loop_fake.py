@@ -29,6 +29,8 @@ from harness.vm import preflight, protocol
 from harness.vm.launcher import VM, VMConfig, VMLost
 from tests.vmtools import ROOT, run_pytest, vm_processes
 
+pytestmark = pytest.mark.slow  # pytest sessions through the fake vng: root, seconds a test
+
 FAKE = Path(__file__).with_name("fakevng.py")
 CASES = "tests/vm/fakecases.py"
 RELEASE = "6.1.0-fakevng"

@@ -9,6 +9,8 @@ import time
 import tomllib
 import zipfile
 
+import pytest
+
 from harness import parts
 from harness.vm import pyzip
 from tests.vmtools import ROOT
@@ -24,6 +26,7 @@ def test_the_harness_zip_holds_every_package_of_the_distribution(tmp_path):
     assert pyzip.harness_zip(tmp_path) == target  # unchanged sources: the same zip, not rebuilt
 
 
+@pytest.mark.slow  # builds the 40 MB module zip
 def test_the_guest_agent_imports_from_the_zips_and_keeps_the_tests_directory_first(tmp_path):
     """What the guest command does (-B -P, PYTHONPATH the zips), in a directory that has a
     harness/ of its own, as a checkout of the harness does."""
@@ -57,6 +60,7 @@ def test_building_a_zip_removes_the_ones_unused_for_a_day(tmp_path):
     assert pyzip.harness_zip(tmp_path) == target and time.time() - target.stat().st_mtime < 60  # used: kept
 
 
+@pytest.mark.slow  # builds the 40 MB module zip
 def test_the_packages_of_pytest_plugins_stay_out_of_the_module_zip(tmp_path):
     """pytest rewrites every module of a plugin's distribution, which it can do only for files:
     from the zip, a conftest naming one in pytest_plugins would get an 'already imported' warning."""
