@@ -8,7 +8,8 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "slow: boots nothing, but takes seconds: the fake vng (needs root), headless Chromium, "
-        "a local archive of real kernel packages; left out by ci/test.sh --fast",
+        "a local archive of real kernel packages, the real cases or CI's merge job in subprocesses; "
+        "left out by ci/test.sh --fast",
     )
 
 

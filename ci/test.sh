@@ -5,7 +5,8 @@
 #                       about 25 real boots, 16 min on a quiet 2-core machine (this is what CI runs)
 #   ci/test.sh --fast   the developers' loop, under 3 minutes, no boot, no root: ruff, mypy and
 #                       the tests marked neither `vm` (boots) nor `slow` (the fake vng, which needs
-#                       root; headless Chromium; a local archive of real kernel packages)
+#                       root; headless Chromium; a local archive of real kernel packages; the real
+#                       cases or CI's merge job in subprocesses)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 select=()

@@ -14,6 +14,8 @@ import pytest
 
 from harness import libbpf as L
 
+pytestmark = pytest.mark.slow  # the real cases in pytest subprocesses, as root and as CAP_BPF only
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -13,6 +13,8 @@ from harness.report import matrix, records
 from tests.ci.runner import LocalRun, Workflow, put_artifact
 from tests.report.test_report import _png_pixels, _rgb
 
+pytestmark = pytest.mark.slow  # the merge job's steps run as in CI, each in its own processes
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = Workflow.load(ROOT / ".github" / "workflows" / "kernel-matrix.yml")
 RUNS = ROOT / "tests" / "data" / "runs"
@@ -134,7 +136,6 @@ def bands(pixels: list, width: int, colour: str) -> int:
     return sum(1 for y in starts if sum(rows[y : y + 10]) >= 10)
 
 
-@pytest.mark.slow  # headless Chromium
 def test_matrix_page_in_headless_chromium(tmp_path):
     """The page the merge job uploads, as the README shows it (UPDATE_DOCS=1 rewrites docs/images/kernel-matrix.png)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
