@@ -41,8 +41,7 @@ def register(subparsers) -> None:
     fetch.add_argument(
         "--mainline-mirror",
         metavar="URL",
-        help="Ubuntu mainline base URL (default: $HARNESS_MAINLINE_MIRROR or "
-        "https://kernel.ubuntu.com/mainline/)",
+        help="Ubuntu mainline base URL (default: $HARNESS_MAINLINE_MIRROR, else the catalog's [sources])",
     )
     fetch.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     fetch.set_defaults(func=cmd_fetch)
