@@ -146,10 +146,7 @@ def merge(committed: list[dict], live: list[dict]) -> list[dict]:
             out.append(old)  # dropped by the archive: fetched from the snapshot archive
             continue
         if (now["release"], now["debs"]) != (old["release"], old["debs"]):
-            conflicts.append(
-                f"{old['name']}: the signed index lists {now['debs']} ({now['release']}), the catalog "
-                f"pins {old['debs']} ({old['release']})"
-            )
+            conflicts.append(f"{old['name']}: the signed index lists {_differences(old, now)}")
         suite = old["suite"] if old["suite"] in now["suites"] else now["suite"]
         out.append({**old, "suite": suite})
     if conflicts:
@@ -162,8 +159,23 @@ def merge(committed: list[dict], live: list[dict]) -> list[dict]:
     return sorted(out, key=lambda e: kernel_order(e["name"]))
 
 
-def committed_entries(path: Path = CATALOG) -> list[dict]:
+def _differences(old: dict, now: dict) -> str:
+    """What differs between a committed entry and the archive's build of the same name, briefly."""
+    out = [f"release {now['release']}, the catalog {old['release']}"] if now["release"] != old["release"] else []
+    olds = {d["package"]: d for d in old["debs"]}
+    for d in now["debs"]:
+        o = olds.pop(d["package"], None)
+        if o is None:
+            out.append(f"{d['package']}, which the catalog does not pin")
+            continue
+        out += [f"{d['package']} {k} {d[k]}, the catalog {o[k]}" for k in d if d[k] != o[k]]
+    out += [f"no {p}, which the catalog pins" for p in olds]
+    return "; ".join(out)
+
+
+def committed_entries(path: Path | None = None) -> list[dict]:
     """The catalog's Debian entries as tables, for merge."""
+    path = path or CATALOG
     return [
         {
             "name": e.name,
