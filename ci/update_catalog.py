@@ -124,7 +124,9 @@ def entries(rows: list[dict]) -> list[dict]:
                 "suite": r["suite"],
                 "release": r["release"],
                 "debs": r["debs"],
-                "suites": [x["suite"] for x in rows if (x["debs"][0]["package"], x["debs"][0]["version"]) == key],
+                "suites": [
+                    x["suite"] for x in rows if (x["debs"][0]["package"], x["debs"][0]["version"]) == key
+                ],
             }
         )
     out.sort(key=lambda e: kernel_order(e["name"]))
@@ -161,7 +163,11 @@ def merge(committed: list[dict], live: list[dict]) -> list[dict]:
 
 def _differences(old: dict, now: dict) -> str:
     """What differs between a committed entry and the archive's build of the same name, briefly."""
-    out = [f"release {now['release']}, the catalog {old['release']}"] if now["release"] != old["release"] else []
+    out = (
+        [f"release {now['release']}, the catalog {old['release']}"]
+        if now["release"] != old["release"]
+        else []
+    )
     olds = {d["package"]: d for d in old["debs"]}
     for d in now["debs"]:
         o = olds.pop(d["package"], None)

@@ -56,7 +56,9 @@ def _source(
     if entry.source == "debian":
         from .debian import DebianSource  # noqa: PLC0415
 
-        return DebianSource(debian_mirror, keyring=debian_keyring, cache_root=cache.root, snapshot_mirror=None)
+        return DebianSource(
+            debian_mirror, keyring=debian_keyring, cache_root=cache.root, snapshot_mirror=None
+        )
     from .mainline import MainlineSource  # noqa: PLC0415
 
     return MainlineSource(mainline_mirror)

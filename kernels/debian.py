@@ -68,7 +68,12 @@ class DebianSource:
                 _check_pin(entry, pin, index)
                 target = dest / Path(pin.filename).name
                 http.download(
-                    s, f"{index.base}/{pin.filename}", target, sha256=pin.sha256, size=pin.size, progress=progress
+                    s,
+                    f"{index.base}/{pin.filename}",
+                    target,
+                    sha256=pin.sha256,
+                    size=pin.size,
+                    progress=progress,
                 )
                 how = "the signed index and the catalog pin"
             if progress:

@@ -37,7 +37,9 @@ def fetch(base: str, pin: DebPin, dest: Path, *, progress: bool) -> Path:
     """Put the pinned .deb at dest/<its file name>, verified, or raise KernelError
     (ArchiveUnreachable when the snapshot archive cannot be reached, NotInSnapshot when it has no such file)."""
     s = http.session()
-    listing = f"{base}mr/binary/{quote(pin.package, safe='')}/{quote(pin.version, safe='')}/binfiles?fileinfo=1"
+    listing = (
+        f"{base}mr/binary/{quote(pin.package, safe='')}/{quote(pin.version, safe='')}/binfiles?fileinfo=1"
+    )
     try:
         text = http.get_text(s, listing)
     except http.NotFound:
@@ -52,7 +54,9 @@ def fetch(base: str, pin: DebPin, dest: Path, *, progress: bool) -> Path:
     last: KernelError | None = None
     for sha1 in candidates:
         try:
-            http.download(s, f"{base}file/{sha1}", target, sha256=pin.sha256, size=pin.size, progress=progress)
+            http.download(
+                s, f"{base}file/{sha1}", target, sha256=pin.sha256, size=pin.size, progress=progress
+            )
             return target
         except (http.NotFound, http.Mismatch) as e:
             last = e  # gone, or another file of that name and size: try the next one
@@ -75,5 +79,8 @@ def _candidates(url: str, text: str, pin: DebPin) -> list[str]:
     return [
         h
         for h in hashes
-        if any(isinstance(f, dict) and f.get("name") == name and f.get("size") == pin.size for f in info.get(h, []))
+        if any(
+            isinstance(f, dict) and f.get("name") == name and f.get("size") == pin.size
+            for f in info.get(h, [])
+        )
     ]

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     fetch = sub.add_parser(
         "fetch",
         help="download kernels into the cache ahead of a test run",
-        description="Fetch each SPEC (a catalog name such as 6.12 or 6.12.111) "
+        description="Fetch each SPEC (a catalog name such as 6.12.111-1.deb12u1, or an alias: 6.12.111, 6.12) "
         "into the cache; a cached kernel is only verified.",
     )
     fetch.add_argument("specs", nargs="+", metavar="SPEC")

@@ -249,7 +249,9 @@ def render_markdown(m: Matrix, diff: Comparison | None = None) -> str:
             f"**Against the baseline: {len(diff.regressions)} regression(s)**, "
             f"{len(diff.fixes)} fix(es), {len(diff.new)} new cell(s), {len(diff.removed)} removed.",
         ]
-        out += [f"- baseline kernel {old} is **{new}** here (the same image)" for old, new in diff.renamed.items()]
+        out += [
+            f"- baseline kernel {old} is **{new}** here (the same image)" for old, new in diff.renamed.items()
+        ]
         for ch in diff.regressions:
             out.append(f"- ❌ `{ch.case}` on **{ch.kernel}**: {ch.before} → {ch.after}")
         for ch in diff.fixes:

@@ -208,7 +208,7 @@ def test_a_copy_under_an_older_name_is_used_where_it_is_and_named_exactly(cache_
 
 
 def test_a_copy_of_another_build_under_the_name_is_never_used(cache_dir, served, tmp_path, monkeypatch):
-    """"6.1.192" meant -2 one day and -3 the next: a copy is used only if its packages are the entry's."""
+    """ "6.1.192" meant -2 one day and -3 the next: a copy is used only if its packages are the entry's."""
     resolve(DEB_NAME, progress=False)
     other = debian_table(name="5.10.262-9", deb_version="5.10.262-9", deb_sha256="0" * 64)
     monkeypatch.setenv("HARNESS_CATALOG", str(write_catalog(tmp_path / "other.toml", [other])))
@@ -251,11 +251,18 @@ def test_cli_list_shows_catalog_suite_cached_flag_and_series_choice(tmp_path):
     assert " no " in rows["5.10.262-1"]
     assert "ubuntu-mainline" in rows["6.8"]
     # the rule for a series both sources have is shown: 5.10 picks Debian's newest
-    assert "5.10 *" in rows["5.10.262-1"] and "5.10 *" not in rows["5.10"] and "5.10 *" not in rows["5.10.259-1"]
+    assert (
+        "5.10 *" in rows["5.10.262-1"] and "5.10 *" not in rows["5.10"] and "5.10 *" not in rows["5.10.259-1"]
+    )
     assert "debian, ubuntu-mainline" in r.stdout and "mainline:5.10" in r.stdout
     # version order: 5.10.x before 6.1.x before 6.12.x before 7.x, builds of one version as Debian orders them
     names = list(rows)
-    assert names.index("5.10.262-1") < names.index("6.1.170-3") < names.index("6.12.117-1") < names.index("7.3.4-1.bpo13+1")
+    assert (
+        names.index("5.10.262-1")
+        < names.index("6.1.170-3")
+        < names.index("6.12.117-1")
+        < names.index("7.3.4-1.bpo13+1")
+    )
     assert names.index("6.1.192-2") < names.index("6.1.192-3")
     assert names.index("6.12.117-1.deb12u1") < names.index("6.12.117-1")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import subprocess
 import sys
 from pathlib import Path
 
@@ -201,7 +200,7 @@ def test_a_refresh_keeps_every_name_and_adds_new_builds(tmp_path, monkeypatch):
     before = uc.entries([_live("6.1.192-1", 55), _live("6.1.192-2", 56)])
     catalog = tmp_path / "catalog.toml"
     catalog.write_text(
-        "schema = 2\n\n" + uc.render(before) + "\n[[kernel]]\nname = \"6.8\"\nseries = \"6.8\"\n"
+        "schema = 2\n\n" + uc.render(before) + '\n[[kernel]]\nname = "6.8"\nseries = "6.8"\n'
         'source = "ubuntu-mainline"\ntag = "v6.8"\n'
     )
     newer = uc.entries([_live("6.1.192-2", 56), _live("6.1.192-3", 57)])  # -1 dropped, -3 new
@@ -231,7 +230,11 @@ def test_a_refresh_that_would_re_pin_a_name_writes_nothing(tmp_path, monkeypatch
     assert uc.main(["--write"]) == 1
     assert catalog.read_text() == text
     err = capsys.readouterr().err
-    assert "6.1.192-2: the signed index lists" in err and "never re-pins a name" in err and "nothing was written" in err
+    assert (
+        "6.1.192-2: the signed index lists" in err
+        and "never re-pins a name" in err
+        and "nothing was written" in err
+    )
 
 
 def test_a_build_the_archive_moved_follows_to_its_new_suite():
@@ -269,7 +272,9 @@ def test_names_sort_as_debian_orders_the_package_versions(catalog):
 
     debian = [e for e in catalog.entries if e.source == "debian"]
     by_name = sorted(debian, key=CatalogEntry.sort_key)
-    assert by_name == sorted(debian, key=lambda e: (tuple(map(int, e.upstream.split("."))), Version(e.debs[0].version)))
+    assert by_name == sorted(
+        debian, key=lambda e: (tuple(map(int, e.upstream.split("."))), Version(e.debs[0].version))
+    )
 
 
 @pytest.mark.parametrize(
@@ -323,7 +328,8 @@ def test_version_comparison_is_numeric(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "spec", ["6.12.111-1.deb12u1", "6.1.192-1", "6.1.170-3", "6.12.117-1.deb12u1", "7.2.6-1.bpo13+1", "7.2.13-1"]
+    "spec",
+    ["6.12.111-1.deb12u1", "6.1.192-1", "6.1.170-3", "6.12.117-1.deb12u1", "7.2.6-1.bpo13+1", "7.2.13-1"],
 )
 def test_exact_names(catalog, spec):
     assert resolve_spec(spec, catalog).name == spec
@@ -339,7 +345,9 @@ def test_unknown_kernel_lists_names_and_how_to_add(catalog):
     with pytest.raises(KernelError) as e:
         resolve_spec("9.99", catalog)
     msg = str(e.value)
-    assert msg.startswith(f"kernel 9.99 is not in the catalog {catalog.path}; it has the series 5.10, 5.15, 6.1, ")
+    assert msg.startswith(
+        f"kernel 9.99 is not in the catalog {catalog.path}; it has the series 5.10, 5.15, 6.1, "
+    )
     for name in ("6.12.117-1", "7.3.4-1.bpo13+1", "7.2.13-1"):
         assert f" {name}," in msg or f" {name};" in msg
     assert "python -m harness kernels list" in msg

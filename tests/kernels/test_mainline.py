@@ -115,7 +115,9 @@ def test_fetch_verifies_extracts_and_caches(env, archive, deb, capfd):
     assert sum(archive.hits.values()) == before, "a cached kernel must not touch the network"
 
 
-def test_the_archive_url_is_the_catalogs_unless_the_environment_names_another(env, archive, tmp_path, monkeypatch):
+def test_the_archive_url_is_the_catalogs_unless_the_environment_names_another(
+    env, archive, tmp_path, monkeypatch
+):
     """No host name in the code: the default is the catalog's [sources] `mainline`."""
     monkeypatch.delenv("HARNESS_MAINLINE_MIRROR")
     cat = write_catalog(
@@ -136,7 +138,9 @@ def test_the_packaged_catalog_names_both_archives():
     from harness.kernels.catalog import load_catalog
 
     sources = load_catalog(REPO / "kernels" / "catalog.toml").sources
-    assert set(sources) == {"mainline", "snapshot"} and all(u.startswith("https://") for u in sources.values())
+    assert set(sources) == {"mainline", "snapshot"} and all(
+        u.startswith("https://") for u in sources.values()
+    )
 
 
 def test_old_layout_checksums_at_tag_level(env, deb, monkeypatch):
