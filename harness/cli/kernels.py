@@ -73,7 +73,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     except KernelError as e:
         return _fail(e)
     table = Table(
-        title="kernels (pytest --kernel NAME, or a series such as 6.12: the entry marked in `series`)",
+        title="kernels (pytest --kernel NAME; aliases pick the newest match: 6.12.117, or a series such as 6.12: the entry marked in `series`)",
         caption="A series several sources have goes to the first of: "
         + ", ".join(kernels.PREFERENCE)
         + "; choose another with a prefix: mainline:5.10, debian:6.12",

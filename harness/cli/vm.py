@@ -50,7 +50,8 @@ def cmd_list(args) -> int:
 
 
 def _matches(name: str, spec: str) -> bool:
-    return name == spec or name.startswith(spec + ".")
+    """The exact name, a series ("6.1" for 6.1.192-3) or an upstream version ("6.1.192" for its builds)."""
+    return name == spec or name.startswith((spec + ".", spec + "-"))
 
 
 def cmd_stop(args) -> int:

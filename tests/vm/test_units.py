@@ -94,3 +94,12 @@ def test_xdist_shards_a_kernel_over_spare_workers():
     sched = KernelScheduling(_Config(), kernels=["6.1.192-3"], shards=2)
     scopes = {sched._split_scope(f"cases/t.py::test_{i}[6.1.192-3]") for i in range(40)}
     assert scopes == {"6.1.192-3#0", "6.1.192-3#1"}
+
+
+def test_vm_stop_takes_the_exact_name_an_upstream_version_or_a_series():
+    from harness.cli.vm import _matches
+
+    for spec in ("6.1.192-3", "6.1.192", "6.1"):
+        assert _matches("6.1.192-3", spec), spec
+    for spec in ("6.1.19", "6.1.192-2", "6.12", "6"):
+        assert not _matches("6.1.192-3", spec), spec
