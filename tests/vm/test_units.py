@@ -101,5 +101,5 @@ def test_vm_stop_takes_the_exact_name_an_upstream_version_or_a_series():
 
     for spec in ("6.1.192-3", "6.1.192", "6.1"):
         assert _matches("6.1.192-3", spec), spec
-    for spec in ("6.1.19", "6.1.192-2", "6.12", "6"):
+    for spec in ("6.1.19", "6.1.192-2", "6.12", "7"):
         assert not _matches("6.1.192-3", spec), spec
