@@ -52,7 +52,7 @@ def kernels(catalog: Catalog, words: list[str], every_version: bool) -> list[str
             chosen += group
             continue
         try:
-            _, group = matches(word, catalog)  # a path matches nothing: CI jobs need kernels they can fetch
+            group = matches(word, catalog)  # a path matches nothing: CI jobs need kernels they can fetch
         except KernelError:
             raise KernelError(_unknown(word, catalog)) from None
         if not group:

@@ -165,11 +165,11 @@ def load_catalog(path: str | os.PathLike | None = None) -> Catalog:
     data = _read(path)
     entries, sources = _validate(path, data)
     if os.path.abspath(path) != os.path.abspath(packaged_path()):
-        sources = {**_sources(packaged_path(), _read(packaged_path()), []), **sources}
+        sources = {**_sources(_read(packaged_path()), []), **sources}
     return Catalog(path, tuple(entries), sources)
 
 
-def _sources(path: str, data: dict, problems: list[str]) -> dict[str, str]:
+def _sources(data: dict, problems: list[str]) -> dict[str, str]:
     table = data.get("sources", {})
     if not isinstance(table, dict) or not all(isinstance(v, str) and v for v in table.values()):
         problems.append("[sources] must be a table of URLs (strings)")
@@ -182,7 +182,7 @@ def _sources(path: str, data: dict, problems: list[str]) -> dict[str, str]:
 
 def _validate(path: str, data: dict) -> tuple[list[CatalogEntry], dict[str, str]]:
     problems: list[str] = []
-    sources = _sources(path, data, problems)
+    sources = _sources(data, problems)
     if data.get("schema") != SCHEMA:
         problems.append(
             f"expected `schema = {SCHEMA}` at the top, found {data.get('schema')!r} (schema 2: Debian "
@@ -307,24 +307,25 @@ def split_source(spec: str) -> tuple[str | None, str]:
     return PREFIXES[prefix], rest
 
 
-def matches(spec: str, catalog: Catalog) -> tuple[str, list[CatalogEntry]]:
-    """What a catalog spec selects: ("series" | "exact" | "upstream", its entries), or ("", [])."""
+def matches(spec: str, catalog: Catalog) -> list[CatalogEntry]:
+    """The entries a catalog spec selects, oldest first: a series', an exact name's (one),
+    or an upstream version's builds; [] for none."""
     source, rest = split_source(spec.strip())
     name = rest[1:] if rest[:1] == "v" and rest[1:2].isdigit() else rest
     name = name.replace("~", ".")  # Debian's spelling of a version: 6.12.117-1~deb12u1
     entries = [e for e in catalog.entries if source in (None, e.source)]
     # A series first: "5.10" is the newest Debian 5.10.y, even though the
     # mainline build of v5.10 is also named "5.10" (reach it as mainline:5.10).
-    for kind, test in (
-        ("series", lambda e: e.series == name),
-        ("exact", lambda e: e.name == name),
-        ("upstream", lambda e: e.upstream == name),
+    for test in (
+        lambda e: e.series == name,
+        lambda e: e.name == name,
+        lambda e: e.upstream == name,
     ):
         for preferred in PREFERENCE:
             found = [e for e in entries if e.source == preferred and test(e)]
             if found:
-                return kind, sorted(found, key=CatalogEntry.sort_key)
-    return "", []
+                return sorted(found, key=CatalogEntry.sort_key)
+    return []
 
 
 def resolve_spec(spec: str, catalog: Catalog | None = None) -> CatalogEntry | LocalSpec:
@@ -336,7 +337,7 @@ def resolve_spec(spec: str, catalog: Catalog | None = None) -> CatalogEntry | Lo
         return local_spec(Path(spec).expanduser())
     catalog = catalog or load_catalog()
     source, _ = split_source(spec)
-    _, found = matches(spec, catalog)
+    found = matches(spec, catalog)
     if found:
         return found[-1]
     if source is None and os.path.exists(spec):

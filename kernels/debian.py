@@ -44,6 +44,7 @@ class DebianSource:
         assert entry.suite is not None, "the catalog loader requires a suite for Debian entries"
         dest.mkdir(parents=True, exist_ok=True)
         urls = aptsources.for_suite(entry.suite, aptsources.bases(self.mirror))
+        missing = ""
         try:
             index = archive.SuiteIndex.load(
                 entry.suite,
@@ -57,11 +58,16 @@ class DebianSource:
                 f"cannot fetch kernel {entry.name}: {e}; set {aptsources.MIRROR_ENV} or --debian-mirror "
                 "to a reachable Debian archive"
             ) from None
+        except archive.SuiteMissing as e:
+            index, missing = None, str(e)  # a suite Debian has retired: every pin from the snapshot archive
         s = http.session()
         debs, sums, snapped = [], {}, []
         for pin in entry.debs:
-            if index.find(pin.package, pin.version) is None:
-                target = self._from_snapshot(entry, pin, index, dest, progress)
+            if index is None or index.find(pin.package, pin.version) is None:
+                gone = f"kernel {entry.name}: " + (
+                    missing if index is None else _not_carried(entry, pin, index)
+                )
+                target = self._from_snapshot(entry, pin, gone, dest, progress)
                 snapped.append(target.name)
                 how = "the catalog pin (from the snapshot archive)"
             else:
@@ -80,23 +86,17 @@ class DebianSource:
                 print(f"verified {target.name}: sha256 and size match {how}", file=sys.stderr, flush=True)
             debs.append(target)
             sums[target.name] = pin.sha256
-        origin = f"{index.base} {entry.suite}"
+        origin = f"{index.base} {entry.suite}" if index else ""
         if snapped:
-            origin += f"; from the snapshot archive {self._snapshot_base()}: {', '.join(snapped)}"
+            origin += f"{'; ' if origin else ''}from the snapshot archive {self._snapshot_base()}: {', '.join(snapped)}"
         return Downloaded(debs, sums, origin)
 
     def _snapshot_base(self) -> str:
         return load_catalog().url("snapshot", self.snapshot_mirror)
 
-    def _from_snapshot(
-        self, entry: CatalogEntry, pin: DebPin, index: archive.SuiteIndex, dest: Path, progress: bool
-    ) -> Path:
+    def _from_snapshot(self, entry: CatalogEntry, pin: DebPin, gone: str, dest: Path, progress: bool) -> Path:
+        """The pin from the snapshot archive, or a KernelError that starts with gone (why the archive did not do)."""
         base = self._snapshot_base()
-        carried = ", ".join(s["Version"] for s in index.packages.get(pin.package, [])) or "no version"
-        gone = (
-            f"kernel {entry.name}: {entry.suite} at {index.base} no longer carries {pin.package} "
-            f"{pin.version} (it has {carried}; sid and the backports drop old versions)"
-        )
         if progress:
             print(f"{gone}; looking it up in the snapshot archive {base}", file=sys.stderr, flush=True)
         try:
@@ -108,6 +108,14 @@ class DebianSource:
         except KernelError as e:
             why = f"and fetching it from the snapshot archive {base} failed: {e}"
         raise KernelError(f"{gone}, {why}. {_advice(entry)}") from None
+
+
+def _not_carried(entry: CatalogEntry, pin: DebPin, index: archive.SuiteIndex) -> str:
+    carried = ", ".join(s["Version"] for s in index.packages.get(pin.package, [])) or "no version"
+    return (
+        f"{entry.suite} at {index.base} no longer carries {pin.package} {pin.version} "
+        f"(it has {carried}; sid and the backports drop old versions)"
+    )
 
 
 def _advice(entry: CatalogEntry) -> str:

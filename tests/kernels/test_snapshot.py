@@ -96,6 +96,20 @@ def test_a_dropped_pin_comes_from_the_snapshot_archive_by_its_hash(
     assert leftovers(cache) == []
 
 
+def test_a_suite_the_archive_no_longer_has_at_all_is_no_dead_end(tmp_path, monkeypatch, archive, snap, real):
+    """Debian retires whole suites (bullseye-security moves out of the archive): its pins too come from snapshot."""
+    cache = dropped(tmp_path, monkeypatch, snap.url)
+    table = debian_table(suite="bullseye-retired")
+    cat = write_catalog(tmp_path / "retired.toml", [table], sources={"snapshot": snap.url})
+    monkeypatch.setenv("HARNESS_CATALOG", str(cat))
+    k = resolve(DEB_NAME, progress=False)
+    assert sha256(k.image) == k.sha256 and k.release == ENTRY.release
+    assert json.loads((cache / DEB_NAME / "meta.json").read_text())["origin"].startswith(
+        "from the snapshot archive"
+    )
+    assert archive.hits["/dists/bullseye-retired/InRelease"] == 1 and snap.hits[_file_path(snap)] == 1
+
+
 def _refused(tmp_path, monkeypatch, url: str) -> tuple[str, Path]:
     cache = dropped(tmp_path, monkeypatch, url)
     with pytest.raises(KernelError) as e:
