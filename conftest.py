@@ -5,5 +5,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "vm: boots real kernels in VMs (slow under TCG)")
 
 
-# a separate project that the tests copy elsewhere and run under --kernel (tests/test_outside.py)
-collect_ignore = ["tests/outside"]
+# separate projects that the tests copy elsewhere and run under --kernel
+# (tests/plugin/test_outside.py, tests/plugin/test_headers.py)
+collect_ignore = ["tests/outside", "tests/outside_bcc"]

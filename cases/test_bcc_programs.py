@@ -2,7 +2,8 @@
 
 bcc compiles against the running kernel's headers (/lib/modules/<release>/build);
 under --kernel the harness fetches Debian's linux-headers packages beside the
-kernel. Without bcc or headers the case skips with the reason.
+kernel (where it cannot, the case fails on that kernel, saying why). Without bcc,
+or without headers on the host, the case skips with the reason.
 """
 
 from __future__ import annotations

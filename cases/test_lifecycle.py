@@ -21,6 +21,9 @@ from harness import insn as I
 from harness import libbpf as L
 from harness.libbpf import AttachType, LinkType, MapType, ProgType
 
+# Every case here follows objects by id after their fds are gone (CAP_SYS_ADMIN).
+pytestmark = pytest.mark.usefixtures("bpf_object_ids")
+
 CHILD = Path(__file__).with_name("_child.py")
 REPO = CHILD.resolve().parent.parent
 DEADLINE = 5.0

@@ -28,7 +28,11 @@ def test_origin_hash_map_named_config(close_later):
         10240,
         "config",
     )
-    assert info.id in L.map_ids()
+
+
+def test_a_new_map_is_listed_by_id(close_later, bpf_object_ids):
+    fd = close_later(L.map_create(MapType.HASH, "config", 4, 12, 10240))
+    assert L.map_info(fd).id in L.map_ids()
 
 
 def typed(map_type: MapType, *values, id: str):

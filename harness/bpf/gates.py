@@ -7,7 +7,9 @@
 
 The rule (``apply``): below the feature's first kernel the case is skipped;
 at or above it the feature is probed and its absence is a failure, because
-then it is a regression or a kernel config gap, not an old kernel.
+then it is a regression or a kernel config gap, not an old kernel. A probe
+that cannot tell (bpf() refused it: a missing capability, a host policy)
+skips with the probe's reason; a gate never errors and never passes unprobed.
 Versions compare by major.minor only: Debian's "6.1.0-56-amd64" hides the
 real sublevel, and features arrive in minor releases.
 
@@ -111,7 +113,7 @@ class Gate:
     what: str  # plural noun phrase: "CGRP_STORAGE maps"
     min_kernel: str
     config: str
-    present: Callable[[], bool] | None  # None: gate by version only
+    present: Callable[[], probes.Probe] | None  # None: gate by version only
 
 
 def kernel_version(release: str) -> Version:
@@ -128,15 +130,12 @@ def apply(gate: Gate, release: str) -> None:
         pytest.skip(f"{gate.what} need kernel >= {gate.min_kernel}; running {release}")
     if gate.present is None:
         return
-    # Without privileges every probe says no: that is a skip, not a regression.
-    from harness.bpf.fixtures import unavailable_reason  # noqa: PLC0415 - fixtures imports pytest machinery
-
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    if not gate.present():
+    probe = gate.present()
+    if probe.present is None:  # refused (privileges, host policy) or an errno that says nothing
+        pytest.skip(probe.reason)
+    if not probe.present:
         pytest.fail(
-            f"kernel {release} >= {gate.min_kernel} but {gate.what} are missing: "
+            f"kernel {release} >= {gate.min_kernel} but {gate.what} are missing ({probe.reason}): "
             f"regression or config ({gate.config})",
             pytrace=False,
         )
@@ -181,12 +180,17 @@ def gates_for(marker) -> list[Gate]:
             hname, first, config = HELPERS[helper_id]
             prog_first, prog_config = PROG_TYPES[pname]
             first = max(first, prog_first, key=kernel_version)
+            helper_probe = (
+                None
+                if pname in UNPROBED_PROG_TYPES
+                else functools.partial(probes.probe_helper, ProgType[pname], helper_id)
+            )
             gates.append(
                 Gate(
                     f"calls to {hname}#{helper_id} from {pname} programs",
                     first,
                     f"{config}, {prog_config}",
-                    functools.partial(probes.probe_helper, ProgType[pname], helper_id),
+                    helper_probe,
                 )
             )
         else:

@@ -18,10 +18,16 @@ Paths are relative to the test file. Where the object comes from:
 ``bcc`` gives the ``bcc`` module of Debian's ``python3-bpfcc`` (it lives in
 ``dist-packages``, which a virtualenv does not see), skipping when it is not
 installed or when the running kernel has no headers for it to compile against.
+A test may as well ``from bcc import BPF`` itself: once this plugin is loaded,
+``import bcc`` finds Debian's bcc in a virtualenv too (``BccFinder``). Under
+``--kernel`` the plugin fetches the headers such tests need
+(``harness.plugin.headers``).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
 import importlib.util
 import os
 import sys
@@ -43,6 +49,9 @@ DIST_PACKAGES = (Path("/usr/lib/python3/dist-packages"),)
 
 
 def pytest_addoption(parser):
+    # the first hook a plugin hears (historic: also when registered late), before any conftest
+    # or test module is imported: from here on their `import bcc` works in a virtualenv too
+    install_bcc_finder()
     group = parser.getgroup("bpf-harness")
     group.addoption(
         "--bpf-objects",
@@ -66,17 +75,10 @@ def _cache(config) -> compiler.ObjectCache:
     return config.stash[OBJECTS]
 
 
-KERNELS = pytest.StashKey[dict]()
-
-
 def pytest_bpf_guest_args(config) -> list[str]:
     # the guest's pytest gets the host's arguments: add where the objects are, so it reads
     # the host's cache whatever its own HOME and environment say
     return [] if config.getoption("bpf_objects") else [f"--bpf-objects={_cache(config).root}"]
-
-
-def pytest_bpf_kernels_resolved(config, kernels) -> None:
-    config.stash[KERNELS] = kernels
 
 
 def pytest_collection_finish(session):
@@ -84,7 +86,6 @@ def pytest_collection_finish(session):
     config = session.config
     if not vm_mode(config) or role(config) is Role.CONTROLLER or config.option.collectonly:
         return
-    _fetch_headers(session)
     dirs = {Path(str(item.path)).parent for item in session.items if getattr(item, "path", None)}
     cache = _cache(config)
     for source in compiler.find_sources(sorted(dirs)):
@@ -95,25 +96,6 @@ def pytest_collection_finish(session):
                 warnings.warn(pytest.PytestWarning(f"BPF C sources not compiled: {exc}"), stacklevel=1)
                 return
             # clang's diagnostics are cached; the test that asks for this source shows them
-
-
-def _fetch_headers(session) -> None:
-    """Before any VM boots: kernel headers beside each Debian kernel, if a collected test uses bcc."""
-    config = session.config
-    # under --kernel the items are KernelItems by now: the test is their .case
-    if not any("bcc" in getattr(getattr(item, "case", item), "fixturenames", ()) for item in session.items):
-        return
-    from harness.kernels import headers  # noqa: PLC0415 - only under --kernel
-    from harness.kernels.errors import KernelError  # noqa: PLC0415
-
-    for kernel in config.stash.get(KERNELS, {}).values():
-        if kernel.source != "debian":
-            continue
-        try:
-            headers.ensure_headers(kernel)
-        except KernelError as exc:
-            # the bcc cases on this kernel then skip, saying its headers are missing
-            warnings.warn(pytest.PytestWarning(f"no headers for {kernel.name}: {exc}"), stacklevel=1)
 
 
 def _resolve(request, path: str | os.PathLike) -> Path:
@@ -192,25 +174,42 @@ def kprobes(tracing) -> None:
 # ---- bcc
 
 
+class BccFinder(importlib.abc.MetaPathFinder):
+    """Finds the ``bcc`` package in Debian's dist-packages, and nothing else.
+
+    Last on ``sys.meta_path``, so it answers only where the interpreter's own path has no
+    bcc (a virtualenv, a pyenv Python): a user's ``from bcc import BPF`` then works as it does
+    with Debian's python3. Putting dist-packages on ``sys.path`` instead would make every
+    Debian package importable (built for Debian's python3) beside the virtualenv's own.
+    bcc itself needs only the standard library and ``libbcc.so``."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "bcc":
+            return None
+        for base in DIST_PACKAGES:
+            init = base / "bcc" / "__init__.py"
+            if init.is_file():
+                return importlib.util.spec_from_file_location(
+                    "bcc", init, submodule_search_locations=[str(init.parent)]
+                )
+        return None
+
+
+def install_bcc_finder() -> None:
+    """Make ``import bcc`` find Debian's python3-bpfcc (once per process)."""
+    if not any(isinstance(finder, BccFinder) for finder in sys.meta_path):
+        sys.meta_path.append(BccFinder())
+
+
 def import_bcc():
-    """Debian's bcc module, imported from dist-packages without putting all of it on sys.path."""
-    if "bcc" in sys.modules:
-        return sys.modules["bcc"]
-    for base in DIST_PACKAGES:
-        init = base / "bcc" / "__init__.py"
-        if init.is_file():
-            spec = importlib.util.spec_from_file_location(
-                "bcc", init, submodule_search_locations=[str(init.parent)]
-            )
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["bcc"] = module
-            try:
-                spec.loader.exec_module(module)
-            except Exception:
-                del sys.modules["bcc"]
-                raise
-            return module
-    return None
+    """Debian's bcc module (imported through BccFinder where need be), or None when it is not installed."""
+    install_bcc_finder()
+    try:
+        return importlib.import_module("bcc")
+    except ModuleNotFoundError as exc:
+        if exc.name != "bcc":
+            raise
+        return None
 
 
 def kernel_headers_reason(release: str | None = None) -> str | None:
@@ -220,7 +219,8 @@ def kernel_headers_reason(release: str | None = None) -> str | None:
     if not (build / "include").is_dir():
         return (
             f"no kernel headers for {release}: /lib/modules/{release}/build does not resolve "
-            "(install linux-headers-<release>; under --kernel the harness fetches Debian's headers beside the kernel)"
+            "(install linux-headers-<release>; under --kernel the harness fetches Debian's headers beside "
+            "the kernel, unless --kernel-headers never)"
         )
     return None
 

@@ -10,6 +10,7 @@ Parts, each a plugin module of its own:
 
     harness.plugin.options    the command line and ini options
     harness.plugin.routing    one item per test and kernel, and its dispatch to a VM
+    harness.plugin.headers    kernel headers for bcc (--kernel-headers), fetched before the VMs boot
     harness.plugin.recorder   the results file and the cases x kernels summary (only in a
                               run that records: never imported in a guest or an xdist worker)
     harness.bpf.gates         version and feature gates (markers)
@@ -29,6 +30,7 @@ from harness.plugin.roles import records_results
 PARTS = (
     "harness.plugin.options",
     "harness.plugin.routing",
+    "harness.plugin.headers",
     "harness.bpf.gates",
     "harness.bpf.fixtures",
     "harness.bpf.programs",
@@ -40,11 +42,14 @@ def pytest_addhooks(pluginmanager):
 
 
 def pytest_addoption(parser, pluginmanager):
-    # pytest_addoption is historic: each part registered here adds its own options
+    # pytest_addoption is historic: each part registered here adds its own options. Under its
+    # module's name, as pytest registers a module of -p or a conftest's pytest_plugins: naming
+    # a part there again is then a no-op, not a second registration (an error) after an
+    # "already imported so cannot be rewritten" warning
     for name in PARTS:
         module = importlib.import_module(name)
         if not pluginmanager.is_registered(module):  # also with -p harness.bpf.fixtures
-            pluginmanager.register(module, f"bpf-harness-{name}")
+            pluginmanager.register(module, name)
 
 
 def pytest_configure(config):

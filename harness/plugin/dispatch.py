@@ -20,7 +20,7 @@ import pytest
 from harness.plugin import reportattrs
 from harness.plugin.items import KernelItem
 from harness.plugin.roles import Role, role
-from harness.vm import accel, pyzip
+from harness.vm import accel, pyzip, vng
 from harness.vm.launcher import VM, VMBootError, VMConfig, VMLost
 from harness.vm.warm import WarmVM
 
@@ -58,6 +58,7 @@ def vm_config(config, run_dir: str | None) -> VMConfig:
         log_dir=results / "vm-logs" if results else Path("results") / "vm-logs",
         results_dir=results,
         run_ahead=run_ahead(config),
+        append=vng.FULL_INIT_APPEND if config.option.vm_full_init else vng.APPEND,
     )
 
 
@@ -91,6 +92,7 @@ class Runner:
         self.vmcfg = vm_config(config, route.run_dir)
         self.vm: VM | WarmVM | None = None
         self.boot_errors: dict[str, str] = {}
+        self.refused: dict[str, str | None] = {}  # item id -> why it cannot run (pytest_bpf_cannot_run)
         self.started_ahead: str | None = None  # the item the VM may have started before its Run
 
     # -- VMs ----------------------------------------------------------------
@@ -127,9 +129,13 @@ class Runner:
                 self.config,
                 f"booting {name} ({self.vmcfg.accel.upper()}, {self.vmcfg.cpus} vCPU, {self.vmcfg.memory}) ...",
             )
-        cases = [
-            item.case.nodeid for item in session.items if isinstance(item, KernelItem) and item.kernel == name
+        mine = [
+            item.case
+            for item in session.items
+            if isinstance(item, KernelItem) and item.kernel == name and not self.cannot_run(item)
         ]
+        cases = list(dict.fromkeys(case.nodeid for case in mine))
+        files = list(dict.fromkeys(str(case.path) for case in mine))
         cwd = self.config.invocation_params.dir
         vm: VM | WarmVM
         if self.config.option.reuse_vm:
@@ -137,7 +143,13 @@ class Runner:
             vm = WarmVM(kernel, self.vmcfg, cwd, idle_timeout=idle, say=lambda text: note(self.config, text))
         else:
             vm = VM(kernel, self.vmcfg, cwd)
-        ready = vm.start(self._guest_args(name), list(dict.fromkeys(cases)), entry_point_plugins(self.config))
+        ready = vm.start(
+            self._guest_args(name),
+            cases,
+            entry_point_plugins(self.config),
+            initial=self.route.initial,
+            files=files,
+        )
         self.vm = vm
         note(
             self.config,
@@ -165,13 +177,19 @@ class Runner:
 
     # -- tests --------------------------------------------------------------
 
+    def cannot_run(self, item) -> str | None:
+        if item.nodeid not in self.refused:
+            self.refused[item.nodeid] = self.config.hook.pytest_bpf_cannot_run(item=item)
+        return self.refused[item.nodeid]
+
     def run(self, item, nextitem) -> None:
         """Run a KernelItem in its VM and log the guest's reports as the item's own."""
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         started = time.time()
+        refused = self.cannot_run(item)
         try:
-            reports = self._run(item, nextitem)
+            reports = synthetic(item, refused, started) if refused else self._run(item, nextitem)
         except VMLost as lost:
             self.vm = None  # killed by VM.run; the next test boots a fresh one
             reports = synthetic(item, str(lost), started, vm_lost=lost.reason)
@@ -206,18 +224,30 @@ class Runner:
         ready = vm.ready
         assert ready is not None  # vm_for returns booted VMs only
         if case not in ready.nodeids:
-            errors = "\n".join(ready.collect_errors) or "(no collection errors)"
-            return synthetic(
-                item,
-                f"{case} was collected on the host but not inside the {name} "
-                f"guest, so it cannot run there:\n{errors}",
-                time.time(),
-            )
-        same_vm = nextitem is not None and getattr(nextitem, "kernel", None) == name
+            return synthetic(item, self._not_collected(case, name, ready), time.time())
+        # the guest must not run ahead into a test that does not run there
+        same_vm = (
+            nextitem is not None
+            and getattr(nextitem, "kernel", None) == name
+            and not self.cannot_run(nextitem)
+        )
         done = vm.run(case, nextitem.case.nodeid if same_vm else None)
         if same_vm and vm.cfg.run_ahead:
             self.started_ahead = nextitem.nodeid
         return [self._report(data) for data in done.reports]
+
+    def _not_collected(self, case: str, name: str, ready) -> str:
+        """Why a case cannot run in the guest: both ids and both rootdirs, then the guest's errors."""
+        nearest = ready.nearest.get(case)
+        guest = f"the nearest id it collected is {nearest}" if nearest else "it collected no test near it"
+        errors = "\n".join(ready.collect_errors) or "(no collection errors)"
+        return (
+            f"{case} was collected on the host (rootdir {self.config.rootpath}) but not inside the "
+            f"{name} guest (rootdir {ready.rootdir or 'unknown'}), so it cannot run there; {guest}. "
+            "The guest's pytest runs from the same directory with the same arguments; a conftest or "
+            "plugin that collects differently there (another kernel, another environment) gives "
+            f"other ids. Collection errors in the guest:\n{errors}"
+        )
 
     def _report(self, data: dict) -> pytest.TestReport:
         report = self.config.hook.pytest_report_from_serializable(config=self.config, data=data)

@@ -27,6 +27,13 @@ def pytest_bpf_guest_args(config) -> list[str]:  # type: ignore[empty-body]
     every implementation's list is used. Called on the host side before each boot."""
 
 
+@hookspec(firstresult=True)
+def pytest_bpf_cannot_run(item) -> str | None:
+    """Why this test cannot run on its kernel (``item`` is a ``KernelItem``: ``item.case`` on
+    ``item.kernel``), or None. A text fails the test with it, without sending it to the VM
+    (nor booting one for it). Called on the host side before the item runs."""
+
+
 @hookspec
 def pytest_bpf_vm_booted(config, boot) -> None:
     """A VM is up and has collected: ``boot`` is a ``harness.vm.launcher.BootRecord``.

@@ -10,6 +10,7 @@ import pytest
 from harness.vm import accel
 
 RESULTS_INI = "bpf_results_dir"
+HEADERS_MODES = ("auto", "always", "never")  # --kernel-headers (harness.plugin.headers)
 
 
 def pytest_addoption(parser):
@@ -53,6 +54,12 @@ def pytest_addoption(parser):
         help="a test that runs longer is ended as 'VM lost' (default 300)",
     )
     group.addoption(
+        "--vm-full-init",
+        action="store_true",
+        help="run virtme-ng's whole init in the guest (systemd-tmpfiles, udev coldplug); by default "
+        "the harness skips both and makes only the virtio-port links its agent needs (about 5 s a boot)",
+    )
+    group.addoption(
         "--reuse-vm",
         action="store_true",
         help="keep each VM running after the run and attach to it next time (same kernel and "
@@ -85,6 +92,13 @@ def pytest_addoption(parser):
         default=None,
         metavar="TEXT",
         help="a label stored in the results file, e.g. the CI job name",
+    )
+    group.addoption(
+        "--kernel-headers",
+        choices=HEADERS_MODES,
+        default="auto",
+        help="kernel headers for bcc beside each Debian kernel, fetched before the VMs boot: auto "
+        "(when a collected test imports bcc or uses the bcc fixture), always, or never (default auto)",
     )
     group.addoption("--offline", action="store_true", help="use only cached kernels; never download")
     group.addoption(

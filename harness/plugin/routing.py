@@ -46,6 +46,7 @@ class Route:
     """What the controller decided for the whole run (xdist workers get a copy)."""
 
     guest_args: list[str]  # the user's pytest arguments, for the guest's pytest
+    initial: list[str]  # what pytest collects from (config.args, kernels taken off ids), for the guest's
     only: dict[str, list[str]]  # case -> kernels, for ids given with a kernel
     run_dir: str | None = None
 
@@ -126,6 +127,7 @@ def _route(config) -> Route:
     addopts = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
     return Route(
         guest_args=[*addopts, *config.invocation_params.args],
+        initial=list(args),
         only=only,
         run_dir=str(run_dir) if run_dir else None,
     )

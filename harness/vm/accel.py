@@ -7,6 +7,7 @@ device to be openable read-write AND the CPU to advertise vmx or svm.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 
@@ -30,7 +31,12 @@ def detect(dev: str = "/dev/kvm", cpuinfo: str = "/proc/cpuinfo") -> Accel:
     try:
         fd = os.open(dev, os.O_RDWR | os.O_CLOEXEC)
     except OSError as exc:
-        return Accel("tcg", f"{dev} is not usable ({exc.strerror})")
+        hint = (
+            " (for KVM, join its group: sudo usermod -aG kvm $USER, then log in again)"
+            if exc.errno == errno.EACCES
+            else ""
+        )
+        return Accel("tcg", f"{dev} is not usable ({exc.strerror}){hint}")
     os.close(fd)
     try:
         with open(cpuinfo) as f:

@@ -3,14 +3,21 @@
 vng starts it as ``python -B -m harness.vm.guest`` with the host's root mounted
 read-only. It takes the protocol off the standard descriptors (so a test that
 prints cannot corrupt it), mounts bpffs and cgroup v2, then runs one pytest
-session with the user's own arguments. That session collects exactly the
-cases the host asked for (so plugins, ini options, conftest options and
-doctest flags are the user's), and its run loop waits for ``Run`` messages
-instead of iterating over the items. When the host allows it (``Run.ahead``)
+session with the user's own arguments, from the host's directory, rootdir, ini
+file and collection arguments. That session collects exactly the cases the
+host asked for, under the host's ids (so plugins, ini options, conftest options
+and doctest flags are the user's, and any layout gives the same ids), and its
+run loop waits for ``Run`` messages instead of iterating over the items. When the host allows it (``Run.ahead``)
 the agent starts the next test as soon as it has sent a test's reports, while
 the host is still replaying them; that test's teardown waits for the host's
 Run for it, which names the test after it. After each test it reads the new
 kernel log records and turns a splat into a failure of that test.
+
+Inside, a test is called what the host calls it: once collected, each item's
+node id (and so ``PYTEST_CURRENT_TEST``) and name carry the kernel
+(``t.py::test_a[6.12.117]``, harness.ids), so artifacts and ``tmp_path`` named
+after them differ from kernel to kernel. The messages keep the case ids
+(``t.py::test_a``), which the host's items share across kernels.
 
 What only the host does is switched off here: selecting (``-k``, ``-m``,
 ``--lf``, ...), distributing (``-n``), stopping early (``-x``) and writing
@@ -19,12 +26,15 @@ reports (``--junitxml``).
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import errno
 import importlib
 import os
 import subprocess
 import sys
 import traceback
+import unittest
 
 if __name__ == "__main__":  # on the console: how long the interpreter took to get here
     with open("/proc/uptime") as _f:
@@ -34,8 +44,11 @@ if __name__ == "__main__":  # on the console: how long the interpreter took to g
 
 import pytest  # noqa: E402
 
+from harness import ids  # noqa: E402
 from harness.plugin import reportattrs  # noqa: E402
 from harness.vm import protocol, splat  # noqa: E402
+
+CASE = pytest.StashKey[str]()  # an item's id as collected, without the kernel: what the messages name
 
 # option dest -> value that leaves the job to the host
 HOST_ONLY = {
@@ -100,6 +113,37 @@ class KernelLog:
             head, _, text = record.partition(";")
             lines.extend(text.rstrip("\n").split("\n"))
         return lines
+
+
+def name_for_kernel(item: pytest.Item, kernel: str) -> None:
+    """Give the item the id and name its KernelItem has on the host (harness.plugin.items).
+
+    pytest keeps the node id in a private attribute (``_nodeid`` up to 8.4, a
+    structured ``_id`` from 9) and reads it for ``PYTEST_CURRENT_TEST`` and the
+    reports. The name changes only for pytest's own items, whose use of it is
+    known: a function finds its object by ``originalname``, a unittest method
+    its TestCase by name (given the method's name here), a doctest runs its
+    parsed examples. Other plugins' items keep their name, as their runtest
+    may look their test up by it (pytest-cpp's do)."""
+    item.stash[CASE] = item.nodeid
+    nodeid = ids.with_kernel(item.nodeid, kernel)
+    if hasattr(item, "_id"):
+        item._id = type(item._id).parse(nodeid)
+    else:
+        item._nodeid = nodeid  # type: ignore[attr-defined]
+    if not isinstance(item, pytest.Function | pytest.DoctestItem):
+        return
+    cls = getattr(item, "cls", None)
+    if isinstance(item, pytest.Function) and isinstance(cls, type) and issubclass(cls, unittest.TestCase):
+        method = item.originalname
+        item._getinstance = lambda: cls(method)  # type: ignore[method-assign]
+    item.name = ids.with_kernel(item.name, kernel)
+    item.keywords[item.name] = True  # as the host's item has both names
+
+
+def case_of(item: pytest.Item) -> str:
+    """The id the host's messages name the item by."""
+    return item.stash.get(CASE, item.nodeid)
 
 
 def uptime() -> float:
@@ -175,25 +219,60 @@ _UNREAD = object()
 class Agent:
     """A pytest plugin for the guest session."""
 
-    def __init__(self, channel: Channel, kernel: str, collect: list[str]):
+    def __init__(self, channel: Channel, start: protocol.Start):
         self.channel = channel
-        self.kernel = kernel
-        self.collect = collect
+        self.kernel = start.kernel
+        self.start = start
+        self.cases = set(start.collect)
         self.kmsg = KernelLog()
         self.reports: list = []
         self.collect_errors: list[str] = []
         self.ready_sent = False
         self.targets: set[str] = set()
+        self.seen: list[str] = []  # every id collected here, the host's cases among them
         self.running_ahead = False  # the current test started before the host's Run for it
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_load_initial_conftests(self, early_config):
+        """The host's entry-point plugins, imported where the host's pytest imports them.
+
+        That is after the assertion rewriting hook is installed and their packages are
+        marked for it (as pytest marks every module of a plugin's distribution), and
+        before the first conftest: a conftest that names one of their modules in
+        ``pytest_plugins`` finds it rewritten, as on the host, and pytest has no
+        "already imported" to warn about. Imported before ``pytest.main``, they were
+        neither."""
+        names = self.start.plugins or []
+        hook = early_config.pluginmanager.rewrite_hook
+        tops = {name.split(".")[0] for name in names} - {name for name in sys.modules if "." not in name}
+        if tops:
+            hook.mark_rewrite(*sorted(tops))
+        for name in names:
+            module = importlib.import_module(name)
+            if not early_config.pluginmanager.is_registered(module):
+                early_config.pluginmanager.register(module)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config):
         mark("pytest configured")
-        config.args = list(self.collect)
+        start = self.start
+        if start.initial is not None and start.files is not None:
+            # the host's own starting points, from the same directory: the same ids, whatever the
+            # rootdir (above or below), testpaths or files outside the rootdir
+            config.args = list(start.initial)
+            self.targets = {os.path.normpath(path) for path in start.files}
+        else:  # the cases alone (an older caller): ids relative to the rootdir
+            config.args = [str(config.rootpath / case) for case in start.collect]
+            self.targets = {os.path.normpath(config.rootpath / case.split("::")[0]) for case in start.collect}
         for dest, value in HOST_ONLY.items():
             if hasattr(config.option, dest):
                 setattr(config.option, dest, value)
-        self.targets = {os.path.normpath(config.rootpath / nodeid.split("::")[0]) for nodeid in self.collect}
+        if config.option.basetemp:
+            # the results directory is writable from every guest: there, two kernels would
+            # share (and clear, as pytest clears it) one basetemp; as xdist gives each worker its own
+            config.option.basetemp = os.path.join(config.option.basetemp, self.kernel)
+            with contextlib.suppress(OSError):  # not writable: pytest says so where a test needs it
+                os.makedirs(os.path.dirname(config.option.basetemp), exist_ok=True)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_ignore_collect(self, collection_path):
@@ -210,20 +289,52 @@ class Agent:
                 return None
         return True
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(self, items):
+        """Every item named for this kernel, before the other implementations run: the guest's
+        own conftest sees the ids the host's does (a list of expected failures per kernel
+        written with kernel ids marks the same tests in both)."""
+        # only the cases the host asked for: the arguments may name more (a directory, a file of
+        # which -k kept one test); an item the host did not collect is never run here
+        self.seen = [item.nodeid for item in items]
+        items[:] = [item for item in items if item.nodeid in self.cases]
+        for item in items:
+            name_for_kernel(item, self.kernel)
+        return (yield)
+
     def pytest_collectreport(self, report):
         if report.failed:
             self.collect_errors.append(f"{report.nodeid}: {report.longreprtext}")
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_finish(self, session):
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection(self, session):
+        """Ready once collection is over, a usage error of the collection (an argument that
+        names nothing here) among its errors."""
+        try:
+            return (yield)
+        except pytest.UsageError as exc:
+            self.collect_errors.append(f"usage error: {exc}")
+            raise
+        finally:
+            self._ready(session)
+
+    def _ready(self, session) -> None:
         uname = os.uname()
+        nodeids = [case_of(item) for item in session.items]
+        nearest = {}
+        for case in self.cases.difference(nodeids):  # the host's error names what came closest
+            close = difflib.get_close_matches(case, self.seen, n=1, cutoff=0.0)
+            if close:
+                nearest[case] = close[0]
         self.channel.send(
             protocol.Ready(
                 release=uname.release,
                 version=uname.version,
                 uptime=uptime(),
-                nodeids=[item.nodeid for item in session.items],
+                nodeids=nodeids,
                 collect_errors=self.collect_errors,
+                rootdir=str(session.config.rootpath),
+                nearest=nearest,
             )
         )
         self.ready_sent = True
@@ -246,7 +357,7 @@ class Agent:
         and reach the next one; running ahead overlaps the two. The test that
         runs ahead is torn down only once its Run names the test after it (see
         NextItem), so fixtures are set up and torn down exactly as without it."""
-        items = {item.nodeid: item for item in session.items}
+        items = {case_of(item): item for item in session.items}
         msg = self.channel.receive()
         ran_ahead: list[dict] | None = None  # reports of the test msg names, if it already ran
         while isinstance(msg, protocol.Run):
@@ -262,16 +373,17 @@ class Agent:
             if not (msg.ahead and nextitem is not None):
                 msg = self.channel.receive()
                 continue
-            lazy = NextItem(self.channel, items, nextitem.nodeid)
+            next_case = case_of(nextitem)  # as the host names it
+            lazy = NextItem(self.channel, items, next_case)
             self.running_ahead = True
             reports = self._run_test(nextitem, lazy)
             self.running_ahead = False
             msg = lazy.answer()
-            if isinstance(msg, protocol.Run) and msg.nodeid == nextitem.nodeid:
+            if isinstance(msg, protocol.Run) and msg.nodeid == next_case:
                 ran_ahead = reports
             elif msg is None or isinstance(msg, protocol.Quit):
                 print(
-                    f"harness-guest: {nextitem.nodeid} ran ahead, but the host stopped before it; "
+                    f"harness-guest: {next_case} ran ahead, but the host stopped before it; "
                     "its reports are discarded",
                     file=sys.stderr,
                     flush=True,
@@ -279,7 +391,7 @@ class Agent:
             else:
                 self.channel.send(
                     protocol.Fatal(
-                        f"protocol out of step: {nextitem.nodeid} was announced as the next test "
+                        f"protocol out of step: {next_case} was announced as the next test "
                         f"(Run.next, with ahead) and ran ahead, but the host then sent {msg!r}"
                     )
                 )
@@ -317,12 +429,11 @@ def session(channel: Channel, start, extra: tuple = ()) -> int:
     if not isinstance(start, protocol.Start):
         channel.send(protocol.Fatal(f"expected Start, got {start!r}"))
         return 2
-    agent = Agent(channel, start.kernel, start.collect)
-    args, plugins = list(start.args), []
+    agent = Agent(channel, start)
+    args = list(start.args)
     if start.plugins is not None:
         args.insert(0, "--disable-plugin-autoload")
-        plugins = [importlib.import_module(name) for name in start.plugins]
-    code = pytest.main(args, plugins=[agent, *plugins, *extra])
+    code = pytest.main(args, plugins=[agent, *extra])
     if not agent.ready_sent:
         channel.send(
             protocol.Fatal(

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.vm import protocol, splat, vng
+from harness.vm import protocol, pvh, splat, vng
 
 CONSOLE_TAIL = 300  # lines of console kept in memory for reports
 
@@ -78,6 +78,7 @@ class VMConfig:
     results_dir: Path | None = None  # writable in the guest, as $HARNESS_RESULTS_DIR
     pyzip: tuple[Path, ...] = ()  # see harness.vm.pyzip
     run_ahead: bool = False  # Run.ahead: the guest may start the next test early (dispatch.run_ahead)
+    pvh_boot: bool = True  # boot the uncompressed vmlinux through QEMU's PVH entry where the kernel has one
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,33 @@ class VM:
             kvm=cfg.accel == "kvm",
             rwdirs=[cfg.results_dir] if cfg.results_dir is not None else [],
             append=cfg.append,
+            pvh=pvh.vmlinux(self.kernel.image) if cfg.pvh_boot else None,
         )
 
-    def start(self, args: list[str], collect: list[str], plugins: list[str] | None = None) -> protocol.Ready:
-        """Boot, hand the guest its pytest arguments, plugins and cases, and wait until it has collected."""
+    def start(
+        self,
+        args: list[str],
+        collect: list[str],
+        plugins: list[str] | None = None,
+        *,
+        initial: list[str] | None = None,
+        files: list[str] | None = None,
+    ) -> protocol.Ready:
+        """Boot, hand the guest its pytest arguments, plugins and cases, and wait until it has collected.
+
+        ``initial`` and ``files``: the host's collection arguments and the cases' files
+        (protocol.Start)."""
         started = self.launch()
-        self.send(protocol.Start(args=args, kernel=self.kernel.name, collect=collect, plugins=plugins))
+        self.send(
+            protocol.Start(
+                args=args,
+                kernel=self.kernel.name,
+                collect=collect,
+                plugins=plugins,
+                initial=initial,
+                files=files,
+            )
+        )
         msg = self.await_boot()
         if not isinstance(msg, protocol.Ready):
             self.kill()

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-VERSION = 4  # 4: Start.plugins, Run.ahead
+VERSION = 5  # 4: Start.plugins, Run.ahead; 5: Start.initial and files, Ready.rootdir and nearest
 
 
 class ProtocolError(Exception):
@@ -30,6 +30,12 @@ class VersionError(ProtocolError):
 class Start:
     """Start pytest with the user's arguments, collect exactly these cases, then wait for Run.
 
+    ``collect``: the cases' ids, as the host's pytest gave them. ``initial``: the
+    host's collection arguments (``config.args``, a kernel taken off an id), so
+    the guest's pytest starts from the same paths and gives the same ids, those
+    of files outside the rootdir included (relative to the argument that named
+    them); ``files``: the paths of the cases' files, the only ones the guest
+    collects. Without them the guest collects ``collect`` from the rootdir.
     ``plugins``: the modules of the plugins the host's pytest loaded from entry
     points, registered as they are instead of every installed distribution's
     metadata being read over 9p to find them (None: let pytest autoload)."""
@@ -38,6 +44,8 @@ class Start:
     kernel: str
     collect: list[str]
     plugins: list[str] | None = None
+    initial: list[str] | None = None
+    files: list[str] | None = None
 
 
 @dataclass
@@ -84,6 +92,8 @@ class Ready:
     uptime: float
     nodeids: list[str]
     collect_errors: list[str] = field(default_factory=list)
+    rootdir: str = ""  # the guest pytest's rootdir, for an error when the ids disagree
+    nearest: dict[str, str] = field(default_factory=dict)  # a case not collected -> the nearest id that was
 
 
 @dataclass

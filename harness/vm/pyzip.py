@@ -11,6 +11,12 @@ The zip holds sources next to byte code, so tracebacks through the standard
 library still show their lines. It is rebuilt when the interpreter or the
 installed packages change.
 
+The packages of pytest plugins' distributions (those with a ``pytest11`` entry
+point) stay out: pytest rewrites the asserts of all their modules, which it
+can only do for files, and a conftest naming one of their modules in
+``pytest_plugins`` would then see it "already imported" unrewritten, a warning
+the host does not give (an error under ``-W error``).
+
 The harness itself goes in a second, small zip (``harness_zip``), rebuilt
 whenever one of its files changes. Over 9p the guest compiled each of the
 harness modules it imports from source at every boot (it runs with ``-B`` on
@@ -23,12 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import sys
 import sysconfig
 import time
 import zipfile
+from collections.abc import Collection
 from pathlib import Path
 
 from filelock import FileLock
@@ -59,6 +67,7 @@ HARNESS_PACKAGES = (
     "harness.vm",
 )
 UNUSED_SECONDS = 86400
+FORMAT = 2  # 2: without the pytest plugins' packages
 CODE_ONLY = {".py", ".pyi", ".typed"}  # a package with other files may read them from disk
 
 
@@ -73,7 +82,7 @@ def roots() -> list[Path]:
 
 
 def _key() -> str:
-    h = hashlib.sha256(sys.version.encode())
+    h = hashlib.sha256(f"{sys.version} {FORMAT}".encode())
     for root in roots():
         h.update(str(root).encode())
         for entry in sorted(root.iterdir()):
@@ -81,10 +90,24 @@ def _key() -> str:
     return h.hexdigest()[:16]
 
 
-def _members(root: Path):
-    """(path, name in the zip) for every module worth shipping under root."""
+def plugin_packages() -> set[str]:
+    """Top-level names (``xdist``, ``pytest_cov.py``) of the distributions that are pytest
+    plugins: pytest marks all their modules for assertion rewriting (``_mark_plugins_for_rewrite``)."""
+    names: set[str] = set()
+    for dist in importlib.metadata.distributions():
+        if any(ep.group == "pytest11" for ep in dist.entry_points):
+            names.update(Path(f).parts[0] for f in dist.files or [] if Path(f).parts)
+    return names
+
+
+def _members(root: Path, skip: Collection[str] = ()):
+    """(path, name in the zip) for every module worth shipping under root, but those in skip."""
     for entry in sorted(root.iterdir()):
-        if entry.name in SKIP or entry.name.startswith(("_distutils_hack", "__editable__")):
+        if (
+            entry.name in SKIP
+            or entry.name in skip
+            or entry.name.startswith(("_distutils_hack", "__editable__"))
+        ):
             continue
         if entry.is_file() and entry.suffix == ".py":
             yield entry, entry.name
@@ -174,9 +197,14 @@ def default_dir() -> Path:
     return Path(platformdirs.user_cache_dir("bpf-vm-harness")) / "python"
 
 
+def _all_members():
+    skip = plugin_packages()  # a generator: only when the zip is built, as it lists every distribution
+    for root in roots():
+        yield from _members(root, skip)
+
+
 def ensure(cache_dir: Path | None = None) -> Path:
     """The zip for this interpreter, built once and shared by concurrent workers."""
     cache_dir = cache_dir or default_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    members = (member for root in roots() for member in _members(root))
-    return _built(cache_dir / f"python-{_key()}.zip", members)
+    return _built(cache_dir / f"python-{_key()}.zip", _all_members())

@@ -230,7 +230,15 @@ class WarmVM:
 
     # -- life cycle -------------------------------------------------------------
 
-    def start(self, args: list[str], collect: list[str], plugins: list[str] | None = None) -> protocol.Ready:
+    def start(
+        self,
+        args: list[str],
+        collect: list[str],
+        plugins: list[str] | None = None,
+        *,
+        initial: list[str] | None = None,
+        files: list[str] | None = None,
+    ) -> protocol.Ready:
         started = time.monotonic()
         key = settings_key(self.kernel.image, self.cfg)
         self.dir, busy = self._claim(key)
@@ -266,7 +274,16 @@ class WarmVM:
         if os.environ.get(PROFILE_ENV):  # a profile of the run's start-up, for bench/warm.py
             env[PROFILE_ENV] = os.environ[PROFILE_ENV]
         self.send(protocol.Fork(cwd=str(self.cwd), env=env))
-        self.send(protocol.Start(args=args, kernel=self.kernel.name, collect=collect, plugins=plugins))
+        self.send(
+            protocol.Start(
+                args=args,
+                kernel=self.kernel.name,
+                collect=collect,
+                plugins=plugins,
+                initial=initial,
+                files=files,
+            )
+        )
         try:
             msg = self._receive(self.cfg.boot_timeout)
         except VMLost as lost:

@@ -7,8 +7,9 @@ import os
 import pytest
 from packaging.version import Version
 
-from harness.bpf import fixtures, gates
+from harness.bpf import gates
 from harness.bpf.gates import Gate
+from harness.bpf.probes import Probe
 
 
 @pytest.mark.parametrize(
@@ -30,8 +31,10 @@ def test_kernel_version_refuses_garbage():
         gates.kernel_version("linux")
 
 
-def _gate(present: bool) -> Gate:
-    return Gate("CGRP_STORAGE maps", "6.2", "CONFIG_CGROUPS", lambda: present)
+def _gate(present: bool | None, reason: str = "") -> Gate:
+    return Gate(
+        "CGRP_STORAGE maps", "6.2", "CONFIG_CGROUPS", lambda: Probe("CGRP_STORAGE maps", present, reason)
+    )
 
 
 def test_below_minimum_skips_with_reason():
@@ -40,25 +43,22 @@ def test_below_minimum_skips_with_reason():
     assert exc.value.msg == "CGRP_STORAGE maps need kernel >= 6.2; running 6.1.0-56-amd64"
 
 
-def test_missing_at_or_above_minimum_fails(monkeypatch):
-    monkeypatch.setattr(fixtures, "unavailable_reason", lambda: None)
+def test_missing_at_or_above_minimum_fails():
     with pytest.raises(pytest.fail.Exception) as exc:
-        gates.apply(_gate(False), "6.12.57+deb13-amd64")
+        gates.apply(_gate(False, "bpf() answered EINVAL"), "6.12.57+deb13-amd64")
     assert exc.value.msg == (
-        "kernel 6.12.57+deb13-amd64 >= 6.2 but CGRP_STORAGE maps are missing: "
+        "kernel 6.12.57+deb13-amd64 >= 6.2 but CGRP_STORAGE maps are missing (bpf() answered EINVAL): "
         "regression or config (CONFIG_CGROUPS)"
     )
 
 
-def test_present_at_minimum_runs(monkeypatch):
-    monkeypatch.setattr(fixtures, "unavailable_reason", lambda: None)
+def test_present_at_minimum_runs():
     assert gates.apply(_gate(True), "6.2.0") is None
 
 
-def test_unprivileged_probe_is_a_skip_not_a_failure(monkeypatch):
-    monkeypatch.setattr(fixtures, "unavailable_reason", lambda: "needs root or CAP_BPF")
-    with pytest.raises(pytest.skip.Exception, match="needs root or CAP_BPF"):
-        gates.apply(_gate(False), "6.12.57+deb13-amd64")
+def test_a_probe_that_cannot_tell_is_a_skip_with_its_reason():
+    with pytest.raises(pytest.skip.Exception, match="lacks CAP_SYS_ADMIN"):
+        gates.apply(_gate(None, "cannot tell ...: this process lacks CAP_SYS_ADMIN"), "6.12.57+deb13-amd64")
 
 
 class FakeItem:

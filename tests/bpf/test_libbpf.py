@@ -242,18 +242,69 @@ def test_rejection_carries_the_log(bpf_privileges):
     assert "R0 !read_ok" in str(exc.value)
 
 
-def test_probes(bpf_privileges):
-    release = kernel_version(os.uname().release)
-    assert L.probe_map_type(MapType.HASH) is True
-    assert L.probe_map_type(MapType.ARENA) is (release >= kernel_version("6.9"))
-    assert L.probe_prog_type(ProgType.SOCKET_FILTER) is True
-    assert L.probe_helper(ProgType.SOCKET_FILTER, I.Helper.map_lookup_elem) is True
-    assert L.probe_helper(ProgType.SOCKET_FILTER, 99999) is False
+def _kernel_answer(create) -> bool | None:
+    """What bpf() itself says: made one (True), has none (False), refused (None)."""
+    try:
+        os.close(create())
+    except BPFError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            return None
+        assert exc.errno in (errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP, 524), exc
+        return False
+    return True
+
+
+def test_probes_agree_with_what_the_kernel_answers(bpf_privileges):
+    assert L.probe_map_type(MapType.HASH).present is True
+    assert L.probe_prog_type(ProgType.SOCKET_FILTER).present is True
+    assert L.probe_helper(ProgType.SOCKET_FILTER, I.Helper.map_lookup_elem).present is True
+    no_helper = L.probe_helper(ProgType.SOCKET_FILTER, 99999)
+    assert no_helper.present is False and no_helper.reason
+
+    # ARENA: some hosts refuse it even to root (6.18 here answers EPERM); the probe must say
+    # exactly what the kernel says, and an old kernel must never look like it has it.
+    arena = L.probe_map_type(MapType.ARENA)
+    kernel = _kernel_answer(lambda: L.map_create(MapType.ARENA, None, 0, 0, 1, map_flags=L.BPF_F_MMAPABLE))
+    assert arena.present is kernel, arena
+    if kernel is None:
+        assert "cannot tell whether the kernel has ARENA maps" in arena.reason
+        assert "EPERM" in arena.reason or "EACCES" in arena.reason
+    if kernel_version(os.uname().release) < kernel_version("6.9"):
+        assert arena.present is not True
+
+
+def test_a_probe_is_never_read_as_a_bool(bpf_privileges):
+    with pytest.raises(TypeError, match="present, absent or unknown"):
+        bool(L.probe_map_type(MapType.HASH))
+
+
+RESTRICTED = ["setpriv", "--inh-caps=-all,+bpf,+perfmon", "--ambient-caps=-all,+bpf,+perfmon",
+              "--bounding-set=-all,+bpf,+perfmon"]  # fmt: skip
+
+
+def test_a_refused_probe_is_unknown_and_names_the_missing_capability(bpf_privileges):
+    """Really refused: a process with only CAP_BPF and CAP_PERFMON (a container, a CI runner)."""
+    if os.geteuid() != 0:
+        pytest.skip("dropping to CAP_BPF+CAP_PERFMON with setpriv needs root; this run is not root")
+    code = (
+        "from harness import libbpf as L\n"
+        "for p in (L.probe_map_type(L.MapType.HASH), L.probe_map_type(L.MapType.DEVMAP)):\n"
+        "    print(p.present, p.reason, sep='|')\n"
+    )
+    done = subprocess.run(
+        [*RESTRICTED, sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    hash_line, devmap_line = done.stdout.splitlines()
+    assert hash_line == "True|"  # CAP_BPF is enough for a hash map
+    present, reason = devmap_line.split("|")
+    assert present == "None"  # DEVMAP needs CAP_NET_ADMIN: refused, so unknown, not absent
+    assert "refused the probe with EPERM" in reason and "lacks CAP_NET_ADMIN, CAP_SYS_ADMIN" in reason
 
 
 def test_helper_probe_has_no_false_positive(bpf_privileges):
     # bpf_skb_store_bytes (9) is for packet programs; libbpf 1.1's own probe says yes on >= 6.10.
-    assert L.probe_helper(ProgType.KPROBE, 9) is False
+    assert L.probe_helper(ProgType.KPROBE, 9).present is False
 
 
 def test_libbpf_version():

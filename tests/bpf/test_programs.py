@@ -68,6 +68,46 @@ def test_bcc_imports_from_dist_packages_alone():
     assert out == [str(programs.DIST_PACKAGES[0] / "bcc" / "__init__.py"), "False"]
 
 
+USER_BCC_TEST = """\
+from bcc import BPF
+
+def test_bcc_is_debians():
+    import bcc
+    assert bcc.__file__ == {init!r}
+    assert BPF.__module__ == "bcc"
+"""
+
+
+def test_a_users_own_from_bcc_import_works_where_the_interpreter_has_no_bcc(tmp_path):
+    """This pytest's interpreter (a virtualenv on another Python than Debian's) cannot import bcc
+    by itself; with the plugin loaded, a test's own `from bcc import BPF` finds Debian's."""
+    init = programs.DIST_PACKAGES[0] / "bcc" / "__init__.py"
+    if not init.is_file():
+        pytest.skip("python3-bpfcc is not installed")
+    alone = subprocess.run([sys.executable, "-c", "import bcc"], capture_output=True, text=True, check=False)
+    if alone.returncode == 0:
+        pytest.skip(f"{sys.executable} imports bcc by itself: nothing for the plugin to do")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_user.py").write_text(USER_BCC_TEST.format(init=str(init)))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    with_plugin = run()
+    assert with_plugin.returncode == 0, with_plugin.stdout + with_plugin.stderr
+    assert "1 passed" in with_plugin.stdout
+    without = run("-p", "no:bpf_vm_harness")
+    assert without.returncode == 2, without.stdout + without.stderr
+    assert "No module named 'bcc'" in without.stdout
+
+
 def test_headers_reason_names_the_missing_build_link():
     reason = programs.kernel_headers_reason("0.0.0-none")
     assert "/lib/modules/0.0.0-none/build" in reason

@@ -3,7 +3,9 @@
 import os
 
 import pytest
-from kernelcheck import running_release
+from kernelcheck import check_own_ids, running_release
+
+collect_ignore = ["layouts"]  # projects of their own (tests/plugin/test_layouts.py)
 
 
 def pytest_addoption(parser):
@@ -18,6 +20,13 @@ def session_release():
 @pytest.fixture(scope="module")
 def module_release():
     return running_release("module fixture")
+
+
+@pytest.fixture(autouse=True)
+def own_ids(request):
+    """Every test that has fixtures (functions, methods, unittest methods, doctests, parameters)
+    checks the ids it has where it runs."""
+    check_own_ids(request.node.nodeid, request.node.name, "setup")
 
 
 @pytest.fixture
@@ -41,6 +50,9 @@ class KcheckFile(pytest.File):
 class KcheckItem(pytest.Item):
     def runtest(self):
         assert running_release(f"kcheck {self.name}") == os.uname().release
+        # another plugin's item keeps its name (its runtest may look its test up by it)
+        check_own_ids(self.nodeid, None, "call")
+        assert self.name in [line.strip() for line in self.path.read_text().splitlines()]
 
     def reportinfo(self):
         return self.path, 0, f"kcheck {self.name}"

@@ -3,6 +3,7 @@ each kernel its id names, and nowhere else (tests/outside is that project)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from harness.kernels import resolve
@@ -26,11 +28,12 @@ RAN_ON = re.compile(r"OUTSIDE (.+?) ran on (\S+)")
 
 
 def project(tmp_path: Path) -> Path:
-    """A copy of the outside project, expecting the releases of KERNELS (resolved from the cache)."""
+    """A copy of the outside project, expecting the kernels of KERNELS (resolved from the cache):
+    each release, and the name the harness gives it in test ids."""
     dest = tmp_path / "project"
     shutil.copytree(OUTSIDE, dest, ignore=shutil.ignore_patterns("__pycache__", "results"))
-    releases = [resolve(spec, fetch=False, progress=False).release for spec in KERNELS]
-    (dest / "expected-releases.txt").write_text("\n".join(releases) + "\n")
+    kernels = [resolve(spec, fetch=False, progress=False) for spec in KERNELS]
+    (dest / "expected-kernels.txt").write_text("".join(f"{k.release} {k.name}\n" for k in kernels))
     return dest
 
 
@@ -107,6 +110,17 @@ def test_every_item_kind_runs_once_in_each_kernel_and_never_on_the_host(tmp_path
         said = [w for (name, k), ws in words.items() if k == kernel for w in ws]
         assert ("setUpClass", release) in said and ("tearDownClass", release) in said
         assert ("setup_class", release) in said and ("package fixture", release) in said
+
+    # each test saw in its guest the id the host reports (kernelcheck.check_own_ids), and the
+    # artifact it named after it exists once per kernel: none was overwritten by another kernel's
+    written = {unquote(p.name): json.loads(p.read_text()) for p in (tmp_path / "r" / "ids").iterdir()}
+    assert set(written) == {c.nodeid for c in run.cases}
+    for c in run.cases:
+        seen = written[c.nodeid]
+        assert seen["release"] == releases[c.kernel]
+        kcheck = c.case.startswith("checks.kcheck::")  # another plugin's item: its name is its own
+        assert seen["name"] == (None if kcheck else c.nodeid.rpartition("::")[2])
+        assert seen["current"] == f"{c.nodeid} ({'call' if kcheck else 'setup'})"
 
 
 def collected(where: Path, *args: str) -> list[str]:

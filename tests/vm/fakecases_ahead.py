@@ -32,7 +32,7 @@ def module_fixture():
 
 @pytest.fixture(autouse=True)
 def each_test(request):
-    log(f"{request.node.name} {'ahead' if _ahead(request.config) else 'asked'}")
+    log(f"{request.function.__name__} {'ahead' if _ahead(request.config) else 'asked'}")
 
 
 class TestScoped:

@@ -24,7 +24,16 @@ def pytest_collect_file(file_path):
 """
 
 
-def test_the_guest_offers_only_the_cases_files_to_collectors(tmp_path):
+@pytest.mark.parametrize(
+    ("args", "passed", "files"),
+    [
+        (["a/test_one.py", "a/deeper/test_three.py"], 2, ["a/deeper/test_three.py", "a/test_one.py"]),
+        # the guest starts from the host's own arguments (a directory), and still opens only the
+        # file of the test -k kept
+        (["a", "-k", "three"], 1, ["a/deeper/test_three.py"]),
+    ],
+)
+def test_the_guest_offers_only_the_cases_files_to_collectors(tmp_path, args, passed, files):
     project = tmp_path / "project"
     for path in ("a/test_one.py", "a/test_sibling.py", "b/test_other.py", "a/deeper/test_three.py"):
         (project / path).parent.mkdir(parents=True, exist_ok=True)
@@ -34,12 +43,12 @@ def test_the_guest_offers_only_the_cases_files_to_collectors(tmp_path):
     image = bzimage_header(tmp_path / "bzImage", RELEASE)
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--kernel", str(image)]
-    cmd += ["--results-dir", str(results), "a/test_one.py", "a/deeper/test_three.py"]
+    cmd += ["--results-dir", str(results), *args]
     env = {**os.environ, "HARNESS_VNG": str(FAKE)}
     proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "2 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and f"{passed} passed" in proc.stdout, proc.stdout + proc.stderr
     (console,) = (results / "vm-logs").glob("*.console.log")
     offered = sorted(
         line.split()[1] for line in console.read_text().splitlines() if line.startswith("offered: ")
     )
-    assert offered == ["a/deeper/test_three.py", "a/test_one.py"], console.read_text()
+    assert offered == files, console.read_text()

@@ -20,9 +20,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
+from harness import ids
 from harness.vm import preflight, protocol
 from harness.vm.launcher import VM, VMConfig, VMLost
 from tests.vmtools import ROOT, run_pytest, vm_processes
@@ -101,6 +103,39 @@ def test_reports_are_replayed_with_outcomes_and_tracebacks(fake, tmp_path):
     artifact = tmp_path / "results" / f"artifact-{RELEASE}.txt"
     assert artifact.read_text() == "written in the guest"
     assert len(logs) == 1  # one boot served them all
+
+
+IDS = "tests/vm/fakecases_ids.py"
+
+
+def test_every_item_kind_sees_in_the_guest_the_id_the_host_reports(tmp_path, _fake_host):
+    """Two kernels: each test's node id, name and PYTEST_CURRENT_TEST in the guest carry its kernel,
+    as the host reports it; artifacts named after the node id and tmp_path never meet across kernels."""
+    releases = [RELEASE, "6.12.0-fakevng"]
+    kernels = [a for r in releases for a in ("--kernel", str(bzimage_header(tmp_path / f"bzImage-{r}", r)))]
+    basetemp = tmp_path / "results" / "basetemp"  # shared by both guests (--rwdir), as the results are
+    env = {**os.environ, "HARNESS_VNG": str(FAKE)}
+    proc = run_pytest([*kernels, "--doctest-modules", f"--basetemp={basetemp}", IDS], tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((tmp_path / "results" / "results.json").read_text())
+    reported = {c["nodeid"]: c["kernel"] for c in data["cases"]}
+    assert len(reported) == 2 * 6  # a function, two parameters, a method, a unittest method, a doctest
+    assert {kernel for kernel in reported.values()} == set(releases)
+    for c in data["cases"]:  # the replayed reports carry the kernel once
+        assert ids.split(c["case"], releases) == (c["case"], None)
+        assert c["nodeid"] == ids.with_kernel(c["case"], c["kernel"])
+
+    written = {unquote(p.name): json.loads(p.read_text()) for p in (tmp_path / "results" / "ids").iterdir()}
+    assert set(written) == set(reported)  # one artifact per test and kernel, none overwritten
+    for nodeid, kernel in reported.items():
+        seen = written[nodeid]
+        assert seen["nodeid"] == nodeid
+        assert seen["name"] == nodeid.rpartition("::")[2]  # the host's item name: test_x[KERNEL]
+        assert seen["current"] == f"{nodeid} (call)"
+        tmp = Path(seen["tmp_path"])  # each kernel's own basetemp, kept through the other kernel's run
+        assert tmp.parent == basetemp / kernel and (tmp / "mine").read_text() == nodeid
+    plain = {Path(written[n]["tmp_path"]).name for n in reported if "::test_plain[" in n}
+    assert plain == {"test_plain_6_1_0_fakevng_0", "test_plain_6_12_0_fakevng_0"}  # named after the id
 
 
 def test_a_killed_vm_is_lost_and_the_next_test_boots_a_fresh_one(fake):

@@ -54,3 +54,14 @@ def test_building_a_zip_removes_the_ones_unused_for_a_day(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.zip")) == sorted([target.name, recent.name])
     os.utime(target, (day_ago, day_ago))
     assert pyzip.harness_zip(tmp_path) == target and time.time() - target.stat().st_mtime < 60  # used: kept
+
+
+def test_the_packages_of_pytest_plugins_stay_out_of_the_module_zip(tmp_path):
+    """pytest rewrites every module of a plugin's distribution, which it can do only for files:
+    from the zip, a conftest naming one in pytest_plugins would get an 'already imported' warning."""
+    plugins = pyzip.plugin_packages()
+    assert "xdist" in plugins  # pytest-xdist, a dependency of the harness, has a pytest11 entry point
+    assert "pluggy" not in plugins
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(pyzip.ensure(tmp_path)).namelist()}
+    assert "pluggy" in tops and "_pytest" in tops
+    assert not tops & plugins, tops & plugins

@@ -36,6 +36,9 @@ def test_misbehaving_guest_is_reported_and_run_goes_on(tmp_path):
     kernel = next(iter(by_name)).split("[")[1].rstrip("]")
     assert kernel.startswith("6.1."), by_name
     assert by_name[f"test_passes[{kernel}]"][0] == "passed"
+    assert by_name[f"test_module_autoload_and_udev_tools[{kernel}]"] == ("passed", "")
+    console = sorted((tmp_path / "results" / "vm-logs").glob("*.console.log"))[0].read_text()
+    assert "--append PATH=" in console.splitlines()[0]  # booted with the init shims (the default)
     artifact = tmp_path / "results" / f"artifact-{kernel}.txt"
     assert artifact.read_text().startswith("6.1.0-")  # the guest's release, written from inside
     # assertion rewriting happened in the guest and the explanation reached the host
@@ -57,6 +60,15 @@ def test_misbehaving_guest_is_reported_and_run_goes_on(tmp_path):
     assert len(logs) == 3, logs
     assert "Kernel panic - not syncing" in "".join(log.read_text() for log in logs)
     assert vm_processes(tmp_path / "results") == []
+
+
+def test_full_init_boots_with_virtme_ngs_own_tmpfiles_and_udev(tmp_path):
+    proc = run_pytest(["--kernel", "6.1", "--vm-full-init", CASES, "-k", "autoload"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    (outcome,) = junit_outcomes(tmp_path / "junit.xml").values()
+    assert outcome == ("passed", "")
+    console = next((tmp_path / "results" / "vm-logs").glob("*.console.log")).read_text()
+    assert "--append PATH=" not in console.splitlines()[0]
 
 
 def _wait_for(proc, text: str, timeout: float) -> str:

@@ -5,6 +5,8 @@ tests/test_vm.py runs this file explicitly with ``--kernel``.
 """
 
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,6 +17,22 @@ def test_passes(bpf_kernel):
     assert Path("/sys/fs/bpf").is_dir()
     # artifacts written here outlive the VM
     (Path(os.environ["HARNESS_RESULTS_DIR"]) / f"artifact-{bpf_kernel}.txt").write_text(os.uname().release)
+
+
+def test_module_autoload_and_udev_tools():
+    """What udev's coldplug would have done is not needed: a driver still loads on demand (the kernel
+    calls modprobe for rtnl-link-dummy), and the tests see udev's and systemd's real tools, not the
+    harness's init shims (harness/vm/initshims)."""
+    done = subprocess.run(["ip", "link", "add", "hdummy0", "type", "dummy"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    try:
+        assert Path("/sys/class/net/hdummy0").exists()
+        assert Path("/sys/module/dummy").exists()
+    finally:
+        subprocess.run(["ip", "link", "del", "hdummy0"], check=True)
+    assert "initshims" not in os.environ["PATH"]
+    assert "initshims" not in (shutil.which("udevadm") or "")
+    assert Path("/dev/virtio-ports").is_dir()
 
 
 def test_fails():

@@ -1,0 +1,5 @@
+import os
+
+
+def release() -> str:
+    return os.uname().release
