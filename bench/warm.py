@@ -24,6 +24,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -74,6 +75,30 @@ def _up(out: str) -> float | None:
     return float(found[-1]) if found else None
 
 
+# Plain pytest inside one booted guest, without the harness: 1 trivial test (twice: the first
+# run pays for the cold 9p cache), then 200; the difference over 199 is pytest's own cost per
+# test there (start-up cancels out).
+OWN_SCRIPT = (
+    "{pytest} 'bench/cases_trivial.py::test_trivial[0]' >/dev/null; "
+    "a=$(cut -d' ' -f1 /proc/uptime); {pytest} 'bench/cases_trivial.py::test_trivial[0]' >/dev/null; "
+    "b=$(cut -d' ' -f1 /proc/uptime); {pytest} bench/cases_trivial.py >/dev/null; "
+    "c=$(cut -d' ' -f1 /proc/uptime); echo PYTEST-OWN $a $b $c"
+)
+
+
+def pytest_in_guest(image: Path, home: str, env: dict, log: Path) -> dict:
+    from harness.vm import vng
+
+    plain = shlex.join([PY, "-B", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:bpf_vm_harness"])
+    cmd = vng.command(image, REPO, OWN_SCRIPT.format(pytest=plain), verbose=False)
+    row = timed(cmd, vng.environment(home, cmd[0], env), log)
+    found = re.search(r"PYTEST-OWN ([\d.]+) ([\d.]+) ([\d.]+)", log.read_text())
+    if found:
+        a, b, c = map(float, found.groups())
+        row["per_test_ms"] = round(((c - b) - (b - a)) / 199 * 1000, 1)
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results-warm")
@@ -102,6 +127,19 @@ def main(argv: list[str] | None = None) -> int:
         rows["cold"] = timed(
             [*pytest, "--kernel", "6.1", *res("cold"), "bench/case_one.py"], env, args.out / "cold.log"
         )
+        # each boot cut on its own (docs/performance.md): the cold run without it
+        rows["cold_full_init"] = timed(
+            [*pytest, "--kernel", "6.1", "--vm-full-init", *res("cfi"), "bench/case_one.py"],
+            env,
+            args.out / "cold-full-init.log",
+        )
+        rows["cold_no_pvh"] = timed(
+            [*pytest, "--kernel", "6.1", *res("cnp"), "bench/case_one.py"],
+            {**env, "HARNESS_PVH": "0"},
+            args.out / "cold-no-pvh.log",
+        )
+        with tempfile.TemporaryDirectory() as home:
+            rows["pytest_own"] = pytest_in_guest(image, home, env, args.out / "pytest-own.log")
         consoles = sorted((Path(state) / "results" / "cold" / "vm-logs").glob("*.console.log"))
         if consoles:
             shutil.copy(consoles[0], args.out / "cold.console.log")
@@ -173,6 +211,22 @@ def render(report: dict) -> str:
         f"{r['b2_one']['seconds']:.2f} s) / 199 | **{b2:.1f} ms/test** | | | <= 10 ms | "
         f"{'yes' if b2 <= 10 else 'no'} |"
     )
+    for key, label in (
+        ("cold_full_init", "cold, virtme-ng's whole init (`--vm-full-init`: no init shims)"),
+        ("cold_no_pvh", "cold, bzImage as vng boots it (`HARNESS_PVH=0`: no PVH vmlinux)"),
+    ):
+        if key in r:
+            s = r[key]["seconds"]
+            lines.append(
+                f"| {label} | the cold row, one cut off | {s:.1f} s (to Ready {r[key]['up']} s) {r[key]['load']} "
+                f"| cold {r['cold']['seconds']:.1f} s | {s / r['cold']['seconds']:.2f} | | |"
+            )
+    own = r.get("pytest_own", {}).get("per_test_ms")
+    if own:
+        lines.append(
+            f"| B2 against pytest's own | plain `python -m pytest` in one booted guest: (200 - 1 trivial tests) / 199 "
+            f"= {own:.1f} ms/test | **{b2 / own:.2f}x** | | | <= 1.5x | {'yes' if b2 <= 1.5 * own else 'no'} |"
+        )
     if r["cold"].get("breakdown"):
         steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in r["cold"]["breakdown"])
         lines.append(f"| cold, where it goes | {steps} | | | | | |")

@@ -2,7 +2,7 @@
 # The kernel cache's key for one kernel: the kernel and a hash of the catalog(s)
 # in use, so a catalog change (a re-pinned package) never reuses an old image.
 #
-#   ci/cache-key.sh 6.12.117        # -> bpf-kernel-6.12.117-<16 hex digits of sha256>
+#   ci/cache-key.sh 6.12.117-1      # -> bpf-kernel-6.12.117-1-<16 hex digits of sha256>
 # Also appends key=... to $GITHUB_OUTPUT when that is set.
 set -euo pipefail
 kernel=${1:?usage: ci/cache-key.sh KERNEL}

@@ -2,7 +2,7 @@
 # One kernel job of the matrix: set up the harness, then run the project's
 # tests (the current directory's) on one kernel, results into RESULTS_DIR.
 #
-#   cd my-project && path/to/harness/ci/kernel-job.sh 6.12.117 results/6.12.117 [pytest args]
+#   cd my-project && path/to/harness/ci/kernel-job.sh 6.12.117-1 results/6.12.117-1 [pytest args]
 #
 # Writes RESULTS_DIR/results-KERNEL.json (what the merge job reads),
 # RESULTS_DIR/junit-KERNEL.xml and RESULTS_DIR/vm-logs/. The workflow's inputs

@@ -3,15 +3,18 @@
 
     ci/matrix.py                                  # the newest kernel of every Debian series
     ci/matrix.py --kernels "6.1 6.12"             # the newest of each named series
-    ci/matrix.py --kernels 6.1.190,6.12           # an exact catalog version and a series
+    ci/matrix.py --kernels 6.1.190-1,6.12         # an exact catalog name and a series
+    ci/matrix.py --kernels 6.1.192                # the newest build of an upstream version
     ci/matrix.py --kernels 6.1 --every-version    # every catalog kernel of the series
     ci/matrix.py --kernels "debian ubuntu-mainline"   # every series of these catalog sources
     ci/matrix.py --github-output "$GITHUB_OUTPUT"     # also write kernels=<json> and container-options=...
 
-Words of --kernels are what `pytest --kernel` accepts (an exact catalog name
-or a series), or the name of a catalog source. The catalog is the harness's
-own (`$HARNESS_CATALOG` to use another), so a series added to it shows up
-here without a change. Runs in the harness's virtualenv (ci/venv.sh).
+Words of --kernels are what `pytest --kernel` accepts (an exact catalog name,
+an upstream version or a series), or the name of a catalog source; the
+output is always exact names, so each job's ids and results carry them. The
+catalog is the harness's own (`$HARNESS_CATALOG` to use another), so a series
+added to it shows up here without a change. Runs in the harness's
+virtualenv (ci/venv.sh).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import re
 import sys
 from pathlib import Path
 
-from harness.kernels.catalog import SOURCES, Catalog, CatalogEntry, load_catalog, resolve_spec
+from harness.kernels.catalog import SOURCES, Catalog, CatalogEntry, load_catalog, matches
 from harness.kernels.errors import KernelError
 from harness.versions import kernel_order  # the one version order
 
@@ -40,20 +43,21 @@ def kernels(catalog: Catalog, words: list[str], every_version: bool) -> list[str
     for word in words or [DEFAULT]:
         if word in SOURCES:
             group = [e for e in catalog.entries if e.source == word]
-        else:
-            try:
-                entry = resolve_spec(word, catalog)
-            except KernelError:
-                raise KernelError(_unknown(word, catalog)) from None
-            if not isinstance(entry, CatalogEntry):  # a path: CI jobs need kernels they can fetch
-                raise KernelError(_unknown(word, catalog))
-            if entry.name in (word, word.removeprefix("v")):  # an exact version is itself
-                chosen.append(entry)
-                continue
-            group = [e for e in catalog.entries if e.series == entry.series and e.source == entry.source]
-        if not every_version:  # the newest of each series, as `--kernel SERIES` picks
-            group = [resolve_spec(s, catalog) for s in {e.series for e in group}]
-        chosen += group
+            if not every_version:  # the newest of each series of that source
+                group = [
+                    max((e for e in group if e.series == s), key=CatalogEntry.sort_key)
+                    for s in {e.series for e in group}
+                ]
+            chosen += group
+            continue
+        try:
+            group = matches(word, catalog)  # a path matches nothing: CI jobs need kernels they can fetch
+        except KernelError:
+            raise KernelError(_unknown(word, catalog)) from None
+        if not group:
+            raise KernelError(_unknown(word, catalog))
+        # an exact name is itself; a series or an upstream version is its newest build, or each one
+        chosen += group if every_version else group[-1:]
     return ordered({e.name for e in chosen})
 
 
@@ -61,8 +65,8 @@ def _unknown(word: str, catalog: Catalog) -> str:
     series = ordered({e.series for e in catalog.entries})
     return (
         f"kernel {word!r} is not in the catalog {catalog.path}: give a series "
-        f"({', '.join(series)}), an exact version from `python -m harness kernels list`, "
-        f"or a source ({', '.join(SOURCES)})"
+        f"({', '.join(series)}), an upstream version such as 6.1.192, an exact name from "
+        f"`python -m harness kernels list`, or a source ({', '.join(SOURCES)})"
     )
 
 

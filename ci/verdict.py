@@ -3,7 +3,7 @@
 
     ci/verdict.py merged.json --policy any-failure
     ci/verdict.py merged.json --policy regressions-only --baseline baseline.json
-    ci/verdict.py merged.json --expected '["6.1.192", "6.12.117"]' --summary "$GITHUB_STEP_SUMMARY"
+    ci/verdict.py merged.json --expected '["6.1.192-3", "6.12.117-1"]' --summary "$GITHUB_STEP_SUMMARY"
 
 Policies:
   any-failure       fail when a cell failed, errored or lost its VM

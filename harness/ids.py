@@ -4,16 +4,17 @@ Under ``--kernel`` every test runs once per kernel, and its id carries the
 kernel as the last part of its parameter brackets. The id without it is the
 *case*: what the guest collects and what a results file calls the test::
 
-    case                                 id on kernel 6.12.117
-    t.py::test_a                         t.py::test_a[6.12.117]
-    t.py::test_b[HASH-4]                 t.py::test_b[HASH-4-6.12.117]
-    t.py::TestX::test_c                  t.py::TestX::test_c[6.12.117]
-    m.py::m.func            (doctest)    m.py::m.func[6.12.117]
-    t.py::test_d[a.b-[x]]                t.py::test_d[a.b-[x]-6.12.117]
+    case                                 id on kernel 6.12.117-1
+    t.py::test_a                         t.py::test_a[6.12.117-1]
+    t.py::test_b[HASH-4]                 t.py::test_b[HASH-4-6.12.117-1]
+    t.py::TestX::test_c                  t.py::TestX::test_c[6.12.117-1]
+    m.py::m.func            (doctest)    m.py::m.func[6.12.117-1]
+    t.py::test_d[a.b-[x]]                t.py::test_d[a.b-[x]-6.12.117-1]
 
-Reading an id needs the run's kernel names, because a local kernel's name may
-hold dashes itself ("6.1.0-47-amd64"); the longest name that ends the
-brackets wins.
+The kernel is the exact catalog name (kernels/catalog.toml), never an alias
+such as "6.12". Reading an id needs the run's kernel names, because a name
+holds dashes itself (a Debian revision: "6.1.192-3", "7.3.4-1.bpo13+1"; a
+local release: "6.1.0-47-amd64"); the longest name that ends the brackets wins.
 """
 
 from __future__ import annotations

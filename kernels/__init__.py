@@ -2,13 +2,17 @@
 
     from harness.kernels import resolve, KernelError
     k = resolve("6.12")          # newest 6.12.y in the catalog, fetched once, then cached
-    k.name, k.release, k.image   # "6.12.117", "6.12.117+deb12-amd64", Path(.../vmlinuz-...)
+    k.name, k.release, k.image   # "6.12.117-1", "6.12.117+deb13-amd64", Path(.../vmlinuz-...)
+
+k.name is always the exact catalog name (an alias such as "6.12" or
+"6.12.117" is resolved here), which is what ids and results record.
 
 Environment: HARNESS_CACHE_DIR (cache root), HARNESS_CATALOG (another
 catalog file), HARNESS_DEBIAN_MIRROR (Debian archive base URL(s), instead of
 the ones the host's apt sources name), HARNESS_DEBIAN_KEYRING (instead of
 debian-archive-keyring's), HARNESS_APT_ETC (instead of /etc/apt),
-HARNESS_MAINLINE_MIRROR (instead of https://kernel.ubuntu.com/mainline/).
+HARNESS_MAINLINE_MIRROR and HARNESS_SNAPSHOT_MIRROR (instead of the
+Ubuntu mainline and Debian snapshot archives the catalog's [sources] names).
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ def _source(
     if entry.source == "debian":
         from .debian import DebianSource  # noqa: PLC0415
 
-        return DebianSource(debian_mirror, keyring=debian_keyring, cache_root=cache.root)
+        return DebianSource(
+            debian_mirror, keyring=debian_keyring, cache_root=cache.root, snapshot_mirror=None
+        )
     from .mainline import MainlineSource  # noqa: PLC0415
 
     return MainlineSource(mainline_mirror)
@@ -81,7 +87,7 @@ def resolve(
     if not force:
         hit = cache.current(target)
         if hit is not None:
-            return hit.kernel()
+            return hit.kernel(target.name)
     if not fetch:
         raise KernelError(
             f"kernel {target.name} is not in the cache ({cache.root}) and fetching is disabled; "
@@ -96,12 +102,15 @@ def resolve(
         )
     except ArchiveUnreachable as e:
         raise KernelError(f"{e}\n{_alternatives(cache, target)}") from None
-    return entry.kernel()
+    return entry.kernel(target.name)
 
 
 def _alternatives(cache: Cache, failed: CatalogEntry) -> str:
     try:
-        cached = sorted(cache.names() - {failed.name}, key=kernel_order)
+        cached = sorted(
+            (e.name for e in load_catalog().entries if e != failed and cache.find(e) is not None),
+            key=kernel_order,
+        )
     except KernelError:
         cached = []
     others = sorted(
@@ -129,7 +138,7 @@ def available() -> list[Available]:
             defaults.add(picked.name)
     out = []
     for e in sorted(catalog.entries, key=CatalogEntry.sort_key):
-        hit = cache.lookup(e.name)
+        hit = cache.find(e)
         release = hit.meta["release"] if hit else e.release
         out.append(
             Available(e.name, e.series, e.source, e.suite, release, hit is not None, e.name in defaults)

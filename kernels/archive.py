@@ -79,6 +79,10 @@ def verify_signed(data: bytes, ring: Path, what: str) -> bytes:
         return out.read_bytes()
 
 
+class SuiteMissing(KernelError):
+    """Every archive that answered has no such suite (gone from the archive, or not configured)."""
+
+
 @dataclass
 class SuiteIndex:
     suite: str
@@ -133,7 +137,7 @@ class SuiteIndex:
             return index
         if unreachable and not missing:
             raise ArchiveUnreachable(f"no Debian archive answered for {suite}: {'; '.join(unreachable)}")
-        raise KernelError(
+        raise SuiteMissing(
             f"no configured Debian archive has suite {suite} (tried {', '.join(missing + unreachable)}); "
             "for a -security suite add the security archive to the mirror list"
         )

@@ -1,5 +1,12 @@
 """The on-disk kernel cache: one directory per catalog name, installed atomically, locked per entry, verified before use.
 
+A directory is named by the exact catalog name, which never changes meaning,
+and is still only used when its meta.json records the entry's build: the
+sha256 of every Debian package, or the Ubuntu mainline tag. A copy made under
+another name (an older harness keyed the cache by names such as "6.1.192",
+which have since been given to other builds) is found by that build and used
+where it is, so nothing is fetched again and nothing is reused for another build.
+
 Layout (root = $HARNESS_CACHE_DIR or the user cache dir + /kernels):
 
     <root>/<name>/boot/vmlinuz-<release>     what `vng -r` boots
@@ -58,10 +65,11 @@ class Entry:
     def image(self) -> Path:
         return self.dir / self.meta["image"]
 
-    def kernel(self) -> Kernel:
+    def kernel(self, name: str | None = None) -> Kernel:
+        """The bootable kernel, named name (the catalog entry's; default: the name it was fetched under)."""
         m = self.meta
         return Kernel(
-            name=m["name"],
+            name=name or m["name"],
             release=m["release"],
             image=self.image,
             source=m["source"],
@@ -139,13 +147,19 @@ class Cache:
             )
         return e
 
+    def find(self, entry: CatalogEntry) -> Entry | None:
+        """The complete copy of entry's build: under its name, else under any other name
+        (see the module docstring); None when there is none. Never writes."""
+        for name in [entry.name, *sorted(self.names() - {entry.name})]:
+            e = self.lookup(name)
+            if e is not None and same_build(entry, e.meta):
+                return e
+        return None
+
     def current(self, entry: CatalogEntry) -> Entry | None:
-        """verified(), and None when the copy is of other packages than the entry pins now
-        (a regenerated catalog can give a name to a newer build): it is fetched again."""
-        e = self.verified(entry.name)
-        if e is None or not entry.debs:
-            return e
-        return e if sorted(e.meta.get("debs", {}).values()) == sorted(p.sha256 for p in entry.debs) else None
+        """find(), plus verified(): the copy to boot, or None (it is fetched)."""
+        e = self.find(entry)
+        return None if e is None else self.verified(e.dir.name)
 
     def names(self) -> set[str]:
         if not self.root.is_dir():
@@ -240,6 +254,7 @@ class Cache:
                 "source": entry.source,
                 "package": entry.package or _package_of(got.debs[0].name),
                 "suite": entry.suite,
+                "tag": entry.tag,
                 "debs": got.sha256,
                 "image": f"boot/vmlinuz-{release}",
                 "image_sha256": sha256_file(image),
@@ -315,6 +330,20 @@ class Cache:
                 "guest's root; use the generic flavour (-amd64), not -cloud-amd64"
             )
         return release
+
+
+def same_build(entry: CatalogEntry, meta: dict) -> bool:
+    """Whether a cache entry's meta.json records entry's build: for Debian, exactly the
+    pinned packages (by sha256); for Ubuntu mainline, the tag (older copies record it
+    only in their origin URL, <archive>/<tag>/amd64/) and the release."""
+    if meta.get("source") != entry.source:
+        return False
+    if entry.debs:
+        return sorted(meta.get("debs", {}).values()) == sorted(p.sha256 for p in entry.debs)
+    tag = meta.get("tag") or next(
+        (part for part in str(meta.get("origin", "")).split("/") if part == entry.tag), None
+    )
+    return tag == entry.tag and (entry.release is None or meta.get("release") == entry.release)
 
 
 def _package_of(deb_name: str) -> str:

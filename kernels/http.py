@@ -29,6 +29,10 @@ class NotFound(KernelError):
     """The server answered 404/410: try the next mirror or layout."""
 
 
+class Mismatch(KernelError):
+    """The downloaded file has another size or sha256 than expected; it was discarded."""
+
+
 def session() -> requests.Session:
     retry = Retry(
         total=2,
@@ -119,13 +123,13 @@ def download(
         )
     if size is not None and got != size:
         dest.unlink(missing_ok=True)
-        raise KernelError(
+        raise Mismatch(
             f"{url}: expected {size} bytes, got {got}; the file was discarded. "
             "The mirror serves a different file than the catalog pins: use another mirror"
         )
     if sha256 is not None and digest != sha256:
         dest.unlink(missing_ok=True)
-        raise KernelError(
+        raise Mismatch(
             f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest}; the file was "
             "discarded. The mirror serves a corrupt or different file: try again or use another mirror"
         )

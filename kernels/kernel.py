@@ -11,7 +11,7 @@ from pathlib import Path
 class Kernel:
     """A bootable kernel on local disk.
 
-    name     what test ids show: the catalog name ("6.12.117", "6.8"), or
+    name     what test ids show: the exact catalog name ("6.12.117-1", "6.8"), or
              for a path the release read from the image
     release  `uname -r` inside the guest, e.g. "6.1.0-47-amd64"
     image    the file to hand to `vng -r`; for a cached kernel it sits at

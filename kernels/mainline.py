@@ -1,18 +1,20 @@
-"""Fetch an Ubuntu mainline kernel build (kernel.ubuntu.com/mainline/vX.Y/) verified against the archive's CHECKSUMS file."""
+"""Fetch an Ubuntu mainline kernel build (<archive>/vX.Y/amd64/) verified against the archive's CHECKSUMS file.
+
+The archive's URL is the catalog's [sources] `mainline`, or $HARNESS_MAINLINE_MIRROR,
+or --mainline-mirror.
+"""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from . import http
-from .catalog import CatalogEntry
+from .catalog import SOURCE_ENV, CatalogEntry, load_catalog
 from .errors import ArchiveUnreachable, KernelError
 from .source import Downloaded
 
-MIRROR_ENV = "HARNESS_MAINLINE_MIRROR"
-DEFAULT_BASE = "https://kernel.ubuntu.com/mainline/"
+MIRROR_ENV = SOURCE_ENV["mainline"]
 
 _IMAGE = re.compile(r"^linux-image-unsigned-.*-generic_.*_amd64\.deb$")
 _IMAGE_OLD = re.compile(r"^linux-image-\d.*-generic_.*_amd64\.deb$")  # before "-unsigned" existed
@@ -20,7 +22,7 @@ _MODULES = re.compile(r"^linux-modules-.*-generic_.*_amd64\.deb$")
 
 
 def base_url(explicit: str | None = None) -> str:
-    return (explicit or os.environ.get(MIRROR_ENV) or DEFAULT_BASE).rstrip("/") + "/"
+    return load_catalog().url("mainline", explicit)
 
 
 def parse_checksums(text: str) -> dict[str, str]:

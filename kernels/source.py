@@ -2,7 +2,8 @@
 
 A source turns a catalog entry into verified package files in a directory;
 the cache extracts them. Implementations: debian.DebianSource (a Debian
-archive, checked against its signed indexes), mainline.MainlineSource (kernel.ubuntu.com or a mirror).
+archive, checked against its signed indexes), mainline.MainlineSource (Ubuntu's mainline builds or a mirror);
+DebianSource falls back to snapshot.py for a pin the archive no longer carries.
 Local images and built trees (local.py, build.py) are used in place and
 never pass through here.
 """

@@ -6,7 +6,16 @@ import pytest
 
 from harness import ids
 
-KERNELS = ["6.1.192", "6.12.117", "6.1.0-47-amd64", "7.3.4"]
+# exact catalog names hold dashes, dots and "+" (the Debian revision), like a local release
+KERNELS = [
+    "6.1.192-3",
+    "6.1.192-2",
+    "6.12.117-1.deb12u1",
+    "6.12.117-1",
+    "6.1.0-47-amd64",
+    "7.3.4-1.bpo13+1",
+    "6.8",
+]
 
 CASES = [
     "t.py::test_plain",  # function
@@ -35,15 +44,31 @@ def test_an_id_splits_back_into_its_case_and_kernel(case, kernel):
 
 
 def test_the_kernel_is_the_last_parameter():
-    assert ids.with_kernel("t.py::test_a", "6.1.192") == "t.py::test_a[6.1.192]"
-    assert ids.with_kernel("t.py::test_b[HASH-4]", "6.1.192") == "t.py::test_b[HASH-4-6.1.192]"
-    assert ids.with_kernel("m.py::m.f", "6.1.192") == "m.py::m.f[6.1.192]"
+    assert ids.with_kernel("t.py::test_a", "6.1.192-3") == "t.py::test_a[6.1.192-3]"
+    assert ids.with_kernel("t.py::test_b[HASH-4]", "6.1.192-3") == "t.py::test_b[HASH-4-6.1.192-3]"
+    assert ids.with_kernel("m.py::m.f", "6.1.192-3") == "m.py::m.f[6.1.192-3]"
+
+
+@pytest.mark.parametrize("case", ["t.py::test_a", "t.py::test_b[HASH-4]", "t.py::test_c[x-6.1.192]"])
+def test_builds_of_one_version_are_told_apart(case):
+    for kernel in ("6.1.192-2", "6.1.192-3", "6.12.117-1", "6.12.117-1.deb12u1"):
+        assert ids.split(ids.with_kernel(case, kernel), KERNELS) == (case, kernel)
+
+
+def test_a_kernel_name_is_usable_in_a_k_expression():
+    """pytest -k takes names with dashes, dots and "+", but not "~": why names write Debian's "~" as "."."""
+    from _pytest.mark.expression import Expression
+
+    for kernel in KERNELS:
+        assert Expression.compile(kernel).evaluate(kernel.__eq__)
+    with pytest.raises(Exception, match="unexpected character"):
+        Expression.compile("7.3.4-1~bpo13+1")
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_an_id_without_a_kernel_of_the_run_has_none(case):
     assert ids.split(case, KERNELS) == (case, None)
-    assert ids.split(ids.with_kernel(case, "5.10.262"), KERNELS)[1] is None
+    assert ids.split(ids.with_kernel(case, "5.10.262-1"), KERNELS)[1] is None
 
 
 def test_the_longest_kernel_name_wins():

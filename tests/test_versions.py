@@ -7,23 +7,26 @@ import random
 import pytest
 
 from harness.kernels.catalog import CatalogEntry, load_catalog
-from harness.versions import kernel_order, series
+from harness.versions import debian_key, debian_name, kernel_order, name_revision, series
 from tests.kernels.testlib import REPO
 
 
 def test_order_across_series_and_builds():
     names = [
-        "5.10.262",
+        "5.10.262-1",
         "6.1.192-1",
-        "6.1.192",
+        "6.1.192-3",
+        "6.1.192-10",
+        "6.1.192",  # a name older catalogs and results used: after the builds it stood for
         "6.6",
-        "6.12.107",
+        "6.12.107-1",
         "6.12.117-1.deb12u1",
-        "6.12.117",
+        "6.12.117-1",
         "6.13",
-        "7.2.6",
-        "7.2.13",
-        "7.3.4",
+        "7.2.6-1.bpo13+1",
+        "7.2.13-1.bpo13+1",
+        "7.2.13-1",
+        "7.3.4-1.bpo13+1",
         "custom-build",
     ]
     shuffled = names[:]
@@ -39,6 +42,48 @@ def test_a_bare_series_is_its_dot_zero_release():
 def test_releases_read_from_images_sort_by_their_version():
     assert kernel_order("6.18.44-fc-v669") > kernel_order("6.12.117")
     assert kernel_order("6.1.0-56-amd64") < kernel_order("6.2")
+
+
+@pytest.mark.parametrize(
+    "version,name",
+    [
+        ("6.12.117-1~deb12u1", "6.12.117-1.deb12u1"),
+        ("7.3.4-1~bpo13+1", "7.3.4-1.bpo13+1"),
+        ("6.1.192-3", "6.1.192-3"),
+        ("5.10.262-1+b1", "5.10.262-1+b1"),
+    ],
+)
+def test_a_name_is_its_version_with_tilde_written_dot_and_gives_the_revision_back(version, name):
+    assert debian_name(version) == name
+    assert name_revision(name) == version.partition("-")[2]
+
+
+def test_debian_key_orders_as_dpkg():
+    from debian.debian_support import Version
+
+    versions = [
+        "1.0~rc1-1",
+        "1.0-1~bpo12+1",
+        "1.0-1~deb12u1",
+        "1.0-1",
+        "1.0-1+b1",
+        "1.0-1.1",
+        "1.0-2",
+        "1.0-10",
+        "1.0a-1",
+        "1.0.1-1",
+        "1:0.1-1",
+        "6.12.117-1~deb12u1",
+        "6.12.117-1",
+        "0",
+        "",
+    ]
+    for a in versions:
+        for b in versions:
+            if a and b:
+                expected = (Version(a) > Version(b)) - (Version(a) < Version(b))
+                assert ((debian_key(a) > debian_key(b)) - (debian_key(a) < debian_key(b))) == expected, (a, b)
+    assert debian_key("1.0") == debian_key("1.0-") != debian_key("1.0.0")
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def run_pytest(args: list[str], tmp_path: Path, timeout: float = 900, **kw) -> s
 
 
 def junit_outcomes(path: Path) -> dict[str, tuple[str, str]]:
-    """test id ('file.py::test[6.1.192]') -> (passed|failed|error|skipped, message)."""
+    """test id ('file.py::test[6.1.192-3]') -> (passed|failed|error|skipped, message)."""
     return {nodeid: (outcome, message) for nodeid, _, outcome, message in junit_cases(path)}
 
 

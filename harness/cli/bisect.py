@@ -1,6 +1,6 @@
 """`python -m harness bisect --good K1 --bad K2 NODEID`: name the first kernel (or commit, with --source) where a case's outcome changes.
 
-    python -m harness bisect --good 6.1.170 --bad 6.12.117 cases/test_maps.py::test_cgrp_storage_keyed_by_cgroup_fd
+    python -m harness bisect --good 6.1.170-3 --bad 6.12.117-1 cases/test_maps.py::test_cgrp_storage_keyed_by_cgroup_fd
     python -m harness bisect --source ~/src/linux --good v6.1 --bad HEAD cases/test_x.py::test_y
 
 Each step prints the kernel, the outcome and the command that reruns it. See

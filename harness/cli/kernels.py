@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     fetch = sub.add_parser(
         "fetch",
         help="download kernels into the cache ahead of a test run",
-        description="Fetch each SPEC (a catalog name such as 6.12 or 6.12.111) "
+        description="Fetch each SPEC (a catalog name such as 6.12.111-1.deb12u1, or an alias: 6.12.111, 6.12) "
         "into the cache; a cached kernel is only verified.",
     )
     fetch.add_argument("specs", nargs="+", metavar="SPEC")
@@ -41,8 +41,7 @@ def register(subparsers) -> None:
     fetch.add_argument(
         "--mainline-mirror",
         metavar="URL",
-        help="Ubuntu mainline base URL (default: $HARNESS_MAINLINE_MIRROR or "
-        "https://kernel.ubuntu.com/mainline/)",
+        help="Ubuntu mainline base URL (default: $HARNESS_MAINLINE_MIRROR, else the catalog's [sources])",
     )
     fetch.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     fetch.set_defaults(func=cmd_fetch)
@@ -74,7 +73,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     except KernelError as e:
         return _fail(e)
     table = Table(
-        title="kernels (pytest --kernel NAME, or a series such as 6.12: the entry marked in `series`)",
+        title="kernels (pytest --kernel NAME; aliases pick the newest match: 6.12.117, or a series such as 6.12: the entry marked in `series`)",
         caption="A series several sources have goes to the first of: "
         + ", ".join(kernels.PREFERENCE)
         + "; choose another with a prefix: mainline:5.10, debian:6.12",

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         "stop",
         help="power warm VMs off",
         description="Power off the warm VMs of KERNEL (a name as test ids carry it, "
-        "e.g. 6.1.192, or a prefix such as 6.1), or all of them with --all.",
+        "e.g. 6.1.192-3, or a prefix such as 6.1), or all of them with --all.",
     )
     stop.add_argument("kernel", nargs="?", metavar="KERNEL")
     stop.add_argument("--all", action="store_true", help="every warm VM of this user")
@@ -50,7 +50,8 @@ def cmd_list(args) -> int:
 
 
 def _matches(name: str, spec: str) -> bool:
-    return name == spec or name.startswith(spec + ".")
+    """The exact name, a series ("6.1" for 6.1.192-3) or an upstream version ("6.1.192" for its builds)."""
+    return name == spec or name.startswith((spec + ".", spec + "-"))
 
 
 def cmd_stop(args) -> int:

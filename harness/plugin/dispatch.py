@@ -59,6 +59,7 @@ def vm_config(config, run_dir: str | None) -> VMConfig:
         results_dir=results,
         run_ahead=run_ahead(config),
         append=vng.FULL_INIT_APPEND if config.option.vm_full_init else vng.APPEND,
+        pvh_boot=os.environ.get("HARNESS_PVH") != "0",  # 0: boot the bzImage, as vng does (bench/warm.py)
     )
 
 

@@ -21,9 +21,10 @@ def pytest_addoption(parser):
         dest="bpf_kernels",
         default=[],
         metavar="SPEC",
-        help="run every test in a VM booted with this kernel: a catalog version "
-        "('6.12' = newest 6.12.y, '6.12.111' exact, '6.8' Ubuntu mainline) or a "
-        "path to a bzImage or a built kernel tree; repeat for several kernels",
+        help="run every test in a VM booted with this kernel: a catalog name "
+        "('6.12.111-1.deb12u1' exact, '6.12.111' its newest build, '6.12' newest 6.12.y, "
+        "'6.8' Ubuntu mainline) or a path to a bzImage or a built kernel tree; repeat "
+        "for several kernels. Ids and results carry the exact name",
     )
     group.addoption(
         "--accel",

@@ -9,8 +9,11 @@ reports as the item's own. Only items marked ``@pytest.mark.host`` stay as they
 are and run here; an item that is neither (added behind the harness's back) is
 an error, never a silent run on the host kernel.
 
-An id given on the command line with a kernel (``t.py::test_a[6.1.192]``)
-selects that test on that kernel only.
+Ids carry the exact catalog name (``t.py::test_a[6.1.192-3]``), whatever alias
+``--kernel`` was given. An id given on the command line with a kernel selects
+that test on that kernel only; the kernel may be written as it was given to
+``--kernel`` (``--kernel 6.1.192 't.py::test_a[6.1.192]'``, as older reproduce
+lines read).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from harness.plugin.items import KernelItem
 from harness.plugin.roles import Role, records_results, role, vm_mode
 
 KERNELS = pytest.StashKey[dict]()  # name -> harness.kernels.Kernel, in --kernel order
+ALIASES = pytest.StashKey[dict]()  # --kernel value -> the exact name it resolved to
 ROUTE = pytest.StashKey["Route"]()
 RUNNER = pytest.StashKey["object"]()  # harness.plugin.dispatch.Runner
 BOOTS = pytest.StashKey[list]()  # BootRecords of this run, for the summary
@@ -63,7 +67,7 @@ def pytest_cmdline_main(config):
     absent = preflight.missing()
     if absent:
         raise pytest.UsageError(preflight.message(absent))
-    resolved = {}
+    resolved, aliases = {}, {}
     try:
         for spec in config.option.bpf_kernels:
             kernel = kernels.resolve(
@@ -75,9 +79,11 @@ def pytest_cmdline_main(config):
                 progress=role(config) is not Role.WORKER,
             )
             resolved[kernel.name] = kernel
+            aliases[spec.strip()] = kernel.name
     except kernels.KernelError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[KERNELS] = resolved
+    config.stash[ALIASES] = aliases
     config.hook.pytest_bpf_kernels_resolved.call_historic(kwargs=dict(config=config, kernels=resolved))
     return None
 
@@ -105,13 +111,14 @@ def _raise_interrupt(signum, frame):
 
 def _route(config) -> Route:
     """Strip kernels from ids on the command line (pytest collects the case), noting the choice."""
-    names = list(config.stash[KERNELS])
+    exact = {name: name for name in config.stash[KERNELS]}
+    written = {**config.stash.get(ALIASES, {}), **exact}  # an exact name wins over an alias
     args: list[str] = []
     only: dict[str, list[str]] = {}
     for arg in config.args:
-        case, kernel = ids.split(arg, names)
+        case, kernel = ids.split(arg, written)
         if kernel is not None:
-            only.setdefault(_as_nodeid(config, case), []).append(kernel)
+            only.setdefault(_as_nodeid(config, case), []).append(written[kernel])
         if case not in args:
             args.append(case)
     config.args[:] = args

@@ -2,11 +2,11 @@
 
 A scope is the kernel of the test id (harness.ids)::
 
-    cases/test_maps.py::test_origin_hash_map[6.1.192]      -> "6.1.192"
-    cases/test_verifier.py::test_rejected[r0-6.12.117]     -> "6.12.117"
+    cases/test_maps.py::test_origin_hash_map[6.1.192-3]      -> "6.1.192-3"
+    cases/test_verifier.py::test_rejected[r0-6.12.117-1]     -> "6.12.117-1"
 
 With more workers than kernels, each kernel is split into shards
-("6.1.192#0", "6.1.192#1") so that every worker has a VM to run.
+("6.1.192-3#0", "6.1.192-3#1") so that every worker has a VM to run.
 """
 
 from __future__ import annotations

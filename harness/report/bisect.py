@@ -5,7 +5,7 @@
 outcome on the --good kernel. So skipped -> passed is a change, just as
 passed -> failed is; the search assumes one change between the two ends.
 
-    steps = bisect_catalog("6.1.190", "6.12.111", "cases/test_maps.py::test_cgrp_storage_keyed_by_cgroup_fd",
+    steps = bisect_catalog("6.1.190-1", "6.12.111-1.deb12u1", "cases/test_maps.py::test_cgrp_storage_keyed_by_cgroup_fd",
                            run=PytestStep(workdir), on_step=print)
 
 A step runner is any callable (spec, kernel_name, nodeid_with_kernel) ->
@@ -176,7 +176,7 @@ def _catalog_name(spec: str, catalog) -> str:
 
 
 def strip_kernel(nodeid: str, names: list[str]) -> str:
-    """Accept a node id with or without a kernel parameter ("...[6.1.192]")."""
+    """Accept a node id with or without a kernel parameter ("...[6.1.192-3]")."""
     return ids.split(nodeid, names)[0]
 
 

@@ -121,13 +121,32 @@ class Comparison:
     other: list[Change]  # e.g. passed -> skipped
     new: list[Change]  # cells only in the current matrix
     removed: list[Change]  # cells only in the baseline
+    # baseline kernel name -> the current name of the same image (a name of an older catalog)
+    renamed: dict[str, str] = field(default_factory=dict)
+
+
+def same_images(baseline: Matrix, current: Matrix) -> dict[str, str]:
+    """Baseline kernels that the current matrix has under another name, by image sha256.
+
+    Older catalogs named Debian builds by upstream version ("6.1.192"), a name
+    later given to another build; a baseline recorded then still compares
+    against the build it really ran ("6.1.192-3"), and only that one."""
+    by_image = {k.sha256: k.name for k in current.kernels if k.sha256}
+    return {
+        k.name: by_image[k.sha256]
+        for k in baseline.kernels
+        if k.sha256 in by_image and by_image[k.sha256] != k.name
+    }
 
 
 def compare(baseline: Matrix, current: Matrix) -> Comparison:
-    """A regression is a cell that was HEALTHY in the baseline and is FAILING now, on the same kernel."""
-    out = Comparison([], [], [], [], [])
-    for key in sorted(set(baseline.cells) | set(current.cells), key=lambda k: (k[0], kernel_order(k[1]))):
-        before, after = baseline.cells.get(key), current.cells.get(key)
+    """A regression is a cell that was HEALTHY in the baseline and is FAILING now, on the same kernel
+    (the same image: see same_images)."""
+    renamed = same_images(baseline, current)
+    before_cells = {(case, renamed.get(k, k)): cell for (case, k), cell in baseline.cells.items()}
+    out = Comparison([], [], [], [], [], renamed)
+    for key in sorted(set(before_cells) | set(current.cells), key=lambda k: (k[0], kernel_order(k[1]))):
+        before, after = before_cells.get(key), current.cells.get(key)
         change = Change(
             key[0], key[1], before.outcome if before else None, after.outcome if after else None, after
         )
@@ -169,7 +188,7 @@ LEGEND = ". passed  F failed  E error  L VM lost  s skipped  x xfailed  X xpasse
 
 
 def render_comparison_text(d: Comparison) -> str:
-    lines = []
+    lines = [f"baseline kernel {old} is {new} here (the same image)" for old, new in d.renamed.items()]
     for title, changes in (
         ("REGRESSIONS", d.regressions),
         ("fixed", d.fixes),
@@ -229,6 +248,9 @@ def render_markdown(m: Matrix, diff: Comparison | None = None) -> str:
             "",
             f"**Against the baseline: {len(diff.regressions)} regression(s)**, "
             f"{len(diff.fixes)} fix(es), {len(diff.new)} new cell(s), {len(diff.removed)} removed.",
+        ]
+        out += [
+            f"- baseline kernel {old} is **{new}** here (the same image)" for old, new in diff.renamed.items()
         ]
         for ch in diff.regressions:
             out.append(f"- ❌ `{ch.case}` on **{ch.kernel}**: {ch.before} → {ch.after}")

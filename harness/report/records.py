@@ -45,8 +45,10 @@ class ResultsError(Exception):
 class KernelRecord:
     """One kernel of a run: what it is, where it came from, how it booted.
 
-    name is what test ids carry ("6.12.117"); spec is what to pass to
-    --kernel to get it again (the name, or a path for a local kernel).
+    name is what test ids carry, the exact catalog name ("6.12.117-1",
+    never an alias such as "6.12" that may mean another build later); spec
+    is what to pass to --kernel to get it again (the name, or a path for a
+    local kernel).
     Boot fields are None when the kernel never booted (host mode, or every
     test of it was deselected) or failed to boot.
     """

@@ -3,7 +3,7 @@
     wf = Workflow.load(ROOT / ".github/workflows/kernel-matrix.yml")
     run = LocalRun(wf, workspace, inputs={...}, checkouts={"project": proj, "harness": ROOT})
     plan = run.job("plan")                        # plan.outputs, plan.summary, plan.annotations
-    run.job("kernel", matrix={"kernel": "6.1.192"})
+    run.job("kernel", matrix={"kernel": "6.1.192-3"})
     merge = run.job("matrix")                     # merge.result: "success" or "failure"
 
 What is real: every `run:` script of the YAML, with the `env:` the YAML gives

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = Workflow.load(ROOT / ".github" / "workflows" / "kernel-matrix.yml")
 RUNS = ROOT / "tests" / "data" / "runs"
 SCREENSHOT = ROOT / "docs" / "images" / "kernel-matrix.png"
+K61, K612 = "6.1.192-3", "6.12.117-1"  # the exact names the plan resolves "6.1 6.12" to
 
 
 def start(tmp_path: Path, uploaded: list[str], **inputs) -> LocalRun:
@@ -38,7 +39,7 @@ def start(tmp_path: Path, uploaded: list[str], **inputs) -> LocalRun:
     )
     plan = run.job("plan")
     assert plan.result == "success", plan.log
-    assert plan.outputs["kernels"] == '["6.1.192", "6.12.117"]'
+    assert plan.outputs["kernels"] == f'["{K61}", "{K612}"]'
     for kernel in uploaded:
         saved = RUNS / f"run-{kernel.rsplit('.', 1)[0]}.json"
         put_artifact(run, f"results-{kernel}", {f"results-{kernel}.json": saved})
@@ -51,10 +52,10 @@ def failing_cells() -> list[records.CaseRecord]:
 
 
 def test_any_failure_fails_with_the_matrix_in_the_summary_and_one_error_per_failing_cell(tmp_path):
-    run = start(tmp_path, ["6.1.192", "6.12.117"])
+    run = start(tmp_path, [K61, K612])
     job = run.job("matrix")
     assert job.result == "failure", job.log
-    assert "## BPF cases x kernels" in job.summary and "| case | 6.1.192 | 6.12.117 |" in job.summary
+    assert "## BPF cases x kernels" in job.summary and f"| case | {K61} | {K612} |" in job.summary
     assert "**Verdict: failed** under the policy `any-failure`: 5 failing cell(s)." in job.summary
     errors = job.errors()
     assert len(errors) == len(failing_cells()) == 5
@@ -65,27 +66,27 @@ def test_any_failure_fails_with_the_matrix_in_the_summary_and_one_error_per_fail
         assert props["file"] == "tests/data/reportcases/demo_cases.py"
         assert props["title"].endswith(f": {cell.outcome}")
         assert message.splitlines()[-1] == f"reproduce: {cell.reproduce}"
-    bpf = next(m for p, m in errors if "missing_r0 on 6.1.192" in p["title"])
+    bpf = next(m for p, m in errors if f"missing_r0 on {K61}" in p["title"])
     assert "errno: EACCES" in bpf
     page = run.artifacts / "kernel-matrix" / "matrix.html"
     assert page.stat().st_size > 5000 and records.load(page.parent / "merged.json").complete
 
 
 def test_never_passes_and_reports_the_failures_as_warnings(tmp_path):
-    job = start(tmp_path, ["6.1.192", "6.12.117"], policy="never").job("matrix")
+    job = start(tmp_path, [K61, K612], policy="never").job("matrix")
     assert job.result == "success", job.log
     assert not job.errors() and len([a for a in job.annotations if a[0] == "warning"]) == 5
     assert "**Verdict: passed** under the policy `never`: 5 failing cell(s)" in job.summary
 
 
 def test_regressions_only_needs_a_baseline(tmp_path):
-    job = start(tmp_path, ["6.1.192", "6.12.117"], policy="regressions-only").job("matrix")
+    job = start(tmp_path, [K61, K612], policy="regressions-only").job("matrix")
     assert job.result == "failure"
     assert "the policy regressions-only needs a baseline" in job.log
 
 
 def test_regressions_only_passes_when_the_failures_were_there_before(tmp_path):
-    run = start(tmp_path, ["6.1.192", "6.12.117"], policy="regressions-only", baseline="ci/baseline.json")
+    run = start(tmp_path, [K61, K612], policy="regressions-only", baseline="ci/baseline.json")
     (tmp_path / "project" / "ci").mkdir()
     shutil.copy(RUNS / "run-both.json", tmp_path / "project" / "ci" / "baseline.json")
     job = run.job("matrix")
@@ -99,26 +100,24 @@ def test_regressions_only_passes_when_the_failures_were_there_before(tmp_path):
 
 
 def test_regressions_only_fails_on_exactly_the_regressed_cell(tmp_path):
-    run = start(tmp_path, ["6.1.192", "6.12.117"], policy="regressions-only", baseline="baseline.json")
+    run = start(tmp_path, [K61, K612], policy="regressions-only", baseline="baseline.json")
     good = records.load(RUNS / "run-both.json")
-    healed = next(
-        c for c in good.cases if c.case.endswith("test_fails_on_6_12_only") and c.kernel == "6.12.117"
-    )
+    healed = next(c for c in good.cases if c.case.endswith("test_fails_on_6_12_only") and c.kernel == K612)
     healed.outcome, healed.message, healed.reproduce = "passed", None, None
     records.dump(good, tmp_path / "project" / "baseline.json")
     job = run.job("matrix")
     assert job.result == "failure", job.log
-    assert [p["title"] for p, _ in job.errors()] == ["test_fails_on_6_12_only on 6.12.117: failed"]
+    assert [p["title"] for p, _ in job.errors()] == [f"test_fails_on_6_12_only on {K612}: failed"]
     assert (
         "**Verdict: failed** under the policy `regressions-only`: 1 regression(s), 4 failing" in job.summary
     )
 
 
 def test_a_kernel_job_without_results_fails_the_run_and_is_named(tmp_path):
-    job = start(tmp_path, ["6.1.192"]).job("matrix")
+    job = start(tmp_path, [K61]).job("matrix")
     assert job.result == "failure"
-    assert ({"title": "no results from kernel 6.12.117"}, job.errors()[-1][1]) == job.errors()[-1]
-    assert "no results from 6.12.117" in job.summary
+    assert ({"title": f"no results from kernel {K612}"}, job.errors()[-1][1]) == job.errors()[-1]
+    assert f"no results from {K612}" in job.summary
 
 
 def test_no_results_at_all_fails_with_a_summary_that_says_so(tmp_path):
@@ -141,7 +140,7 @@ def test_matrix_page_in_headless_chromium(tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Chromium is not installed (Debian package chromium; ci/setup.sh installs it)")
-    run = start(tmp_path, ["6.1.192", "6.12.117"])
+    run = start(tmp_path, [K61, K612])
     run.job("matrix")
     page = run.artifacts / "kernel-matrix" / "matrix.html"
     shot = tmp_path / "matrix.png"

@@ -46,15 +46,22 @@ def test_series_exact_versions_and_every_version():
     ]
     assert kernels("--kernels", "6.1", "--every-version") == every_61
     assert kernels("--kernels", " 6.12 ") == [resolve_spec("6.12", catalog).name]
-    # an exact version stays itself under --every-version; order is by version, not by the input
-    assert kernels("--kernels", "6.12,6.1.190", "--every-version")[0] == "6.1.190"
-    assert kernels("--kernels", "6.1.190 6.1.190") == ["6.1.190"]
+    # an exact name stays itself under --every-version; order is by version, not by the input
+    assert kernels("--kernels", "6.12,6.1.190-1", "--every-version")[0] == "6.1.190-1"
+    assert kernels("--kernels", "6.1.190-1 6.1.190-1") == ["6.1.190-1"]
+    # an upstream version is its newest build, or every build of it; the output is exact names
+    assert kernels("--kernels", "6.1.192") == ["6.1.192-3"]
+    assert kernels("--kernels", "6.1.192", "--every-version") == ["6.1.192-1", "6.1.192-2", "6.1.192-3"]
+    assert kernels("--kernels", "6.12.117-1~deb12u1,debian:6.12.117") == ["6.12.117-1.deb12u1", "6.12.117-1"]
 
 
 def test_a_source_name_is_every_series_of_that_source():
     catalog = load_catalog()
     mainline = {e.series for e in catalog.entries if e.source == "ubuntu-mainline"}
-    assert len(kernels("--kernels", "ubuntu-mainline")) == len(mainline)
+    got = kernels("--kernels", "ubuntu-mainline")
+    assert len(got) == len(mainline)
+    # that source's own entry, also for a series Debian has too (5.10)
+    assert set(got) == {e.name for e in catalog.entries if e.source == "ubuntu-mainline"}
 
 
 def test_a_series_added_to_the_catalog_appears_without_a_change(tmp_path):
@@ -62,12 +69,11 @@ def test_a_series_added_to_the_catalog_appears_without_a_change(tmp_path):
     # a copy of the newest 6.12 entry as a new series: only the catalog changes
     entry = resolve_spec("6.12")
     block = text[text.index(f'name = "{entry.name}"') :].split("\n\n", 1)[0]
-    new = block.replace(f'name = "{entry.name}"', 'name = "9.1.4"').replace(
-        'series = "6.12"', 'series = "9.1"'
-    )
+    new = block.replace(entry.debs[0].version, "9.1.4-1").replace(entry.name, "9.1.4-1")
+    new = new.replace('series = "6.12"', 'series = "9.1"')
     catalog = tmp_path / "catalog.toml"
     catalog.write_text(text + "\n[[kernel]]\n" + new + "\n")
-    assert kernels(env={"HARNESS_CATALOG": str(catalog)})[-1] == "9.1.4"
+    assert kernels(env={"HARNESS_CATALOG": str(catalog)})[-1] == "9.1.4-1"
 
 
 def test_unknown_kernel_is_an_error_that_lists_the_series():

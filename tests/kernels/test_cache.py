@@ -167,6 +167,7 @@ def test_readonly_cache_with_complete_entry_still_resolves(tmp_path, monkeypatch
                 "release": "6.8.0-060800-generic",
                 "source": "ubuntu-mainline",
                 "package": None,
+                "tag": "v6.8",
                 "image": "boot/vmlinuz-6.8.0-060800-generic",
                 "image_sha256": sha256(image),
                 "origin": "test",
@@ -180,6 +181,43 @@ def test_readonly_cache_with_complete_entry_still_resolves(tmp_path, monkeypatch
     k = resolve("6.8", fetch=False)
     assert k.image == image and k.source == "ubuntu-mainline"
     assert _snapshot(root) == before
+
+
+# --- a cache entry is its build, whatever name it was fetched under ---------------
+
+
+def _copy_under(root: Path, name: str, entry_dir: Path) -> Path:
+    """A complete cache entry as an older harness left it: the same files under another name."""
+    d = root / name
+    shutil.copytree(entry_dir, d, symlinks=True)
+    meta = json.loads((d / "meta.json").read_text())
+    (d / "meta.json").write_text(json.dumps({**meta, "name": name}))
+    return d
+
+
+def test_a_copy_under_an_older_name_is_used_where_it_is_and_named_exactly(cache_dir, served, monkeypatch):
+    """An older harness cached 5.10.262-1 as "5.10.262": no download, nothing written, the exact name."""
+    first = resolve(DEB_NAME, progress=False)
+    old = _copy_under(cache_dir, "5.10.262", cache_dir / DEB_NAME)
+    shutil.rmtree(cache_dir / DEB_NAME)
+    served.hits.clear()
+    before = _snapshot(cache_dir)
+    k = resolve("5.10.262", progress=False)  # the alias; the exact name works the same
+    assert k.name == DEB_NAME and k.image == old / "boot" / first.image.name and k.sha256 == first.sha256
+    assert resolve(DEB_NAME, fetch=False).image == k.image
+    assert sum(served.hits.values()) == 0 and _snapshot(cache_dir) == before
+
+
+def test_a_copy_of_another_build_under_the_name_is_never_used(cache_dir, served, tmp_path, monkeypatch):
+    """ "6.1.192" meant -2 one day and -3 the next: a copy is used only if its packages are the entry's."""
+    resolve(DEB_NAME, progress=False)
+    other = debian_table(name="5.10.262-9", deb_version="5.10.262-9", deb_sha256="0" * 64)
+    monkeypatch.setenv("HARNESS_CATALOG", str(write_catalog(tmp_path / "other.toml", [other])))
+    _copy_under(cache_dir, "5.10.262-9", cache_dir / DEB_NAME)  # the name, but not the build
+    cat = load_catalog()
+    assert Cache(cache_dir).find(cat.entries[0]) is None
+    with pytest.raises(KernelError, match="not in the cache"):
+        resolve("5.10.262-9", fetch=False)
 
 
 # --- the command line --------------------------------------------------------
@@ -199,7 +237,9 @@ def _cli(*args, env=None):
 def test_cli_unknown_kernel_exits_nonzero_without_traceback(tmp_path):
     r = _cli("kernels", "fetch", "9.99", env={"HARNESS_CACHE_DIR": str(tmp_path)})
     assert r.returncode == 1
-    assert r.stderr.startswith("error: kernel 9.99 is not in the catalog; available: 5.10.251")
+    assert r.stderr.startswith("error: kernel 9.99 is not in the catalog ")
+    assert "it has the series 5.10, 5.15, 6.1," in r.stderr and "such as 5.10.262-1, 6.1.192-3," in r.stderr
+    assert "python -m harness kernels list" in r.stderr
     assert "Traceback" not in r.stderr
 
 
@@ -208,15 +248,24 @@ def test_cli_list_shows_catalog_suite_cached_flag_and_series_choice(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = {line.split("│")[1].strip(): line for line in r.stdout.splitlines() if line.count("│") >= 6}
     assert len(rows) == len(load_catalog(REPO / "kernels" / "catalog.toml").entries)
-    assert "5.10.0-46-amd64" in rows["5.10.262"] and "bullseye-security" in rows["5.10.262"]
-    assert " no " in rows["5.10.262"]
+    assert "5.10.0-46-amd64" in rows["5.10.262-1"] and "bullseye-security" in rows["5.10.262-1"]
+    assert " no " in rows["5.10.262-1"]
     assert "ubuntu-mainline" in rows["6.8"]
     # the rule for a series both sources have is shown: 5.10 picks Debian's newest
-    assert "5.10 *" in rows["5.10.262"] and "5.10 *" not in rows["5.10"] and "5.10 *" not in rows["5.10.259"]
+    assert (
+        "5.10 *" in rows["5.10.262-1"] and "5.10 *" not in rows["5.10"] and "5.10 *" not in rows["5.10.259-1"]
+    )
     assert "debian, ubuntu-mainline" in r.stdout and "mainline:5.10" in r.stdout
-    # version order: 5.10.x before 6.1.x before 6.12.x before 7.x
+    # version order: 5.10.x before 6.1.x before 6.12.x before 7.x, builds of one version as Debian orders them
     names = list(rows)
-    assert names.index("5.10.262") < names.index("6.1.170") < names.index("6.12.117") < names.index("7.3.4")
+    assert (
+        names.index("5.10.262-1")
+        < names.index("6.1.170-3")
+        < names.index("6.12.117-1")
+        < names.index("7.3.4-1.bpo13+1")
+    )
+    assert names.index("6.1.192-2") < names.index("6.1.192-3")
+    assert names.index("6.12.117-1.deb12u1") < names.index("6.12.117-1")
 
 
 @pytest.mark.slow  # a real kernel fetched from a local archive

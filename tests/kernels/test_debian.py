@@ -137,15 +137,23 @@ def test_package_the_suite_dropped_says_how_to_refresh_and_the_cached_copy_still
     cache_dir, archive, tmp_path, monkeypatch
 ):
     k = resolve(DEB_NAME, progress=False)
-    gone = debian_table(name="5.10.1", deb_version="5.10.1-1")
+    gone = debian_table(name="5.10.1-1", deb_version="5.10.1-1", deb_sha256="1" * 64)
     monkeypatch.setenv("HARNESS_CATALOG", str(write_catalog(tmp_path / "c.toml", [debian_table(), gone])))
-    with pytest.raises(KernelError) as e:
-        resolve("5.10.1", progress=False)
+    with (
+        Archive() as snapshot
+    ):  # a snapshot archive that does not have it either (tests/kernels/test_snapshot.py)
+        monkeypatch.setenv("HARNESS_SNAPSHOT_MIRROR", snapshot.url)
+        with pytest.raises(KernelError) as e:
+            resolve("5.10.1-1", progress=False)
     msg = str(e.value)
     assert f"{ENTRY.suite} at {archive.url} no longer carries {ENTRY.package} 5.10.1-1" in msg
-    assert "python ci/update_catalog.py --write" in msg and "--kernel 5.10" in msg
-    assert "a copy already in the kernel cache still boots" in msg
-    assert not (cache_dir / "5.10.1").exists()
+    assert f"and the snapshot archive {snapshot.url}/ has no {ENTRY.package} 5.10.1-1" in msg
+    assert (
+        "python ci/update_catalog.py --write" in msg
+        and f"--kernel 5.10 is the newest of the series (now {DEB_NAME})" in msg
+    )
+    assert "A copy already in the kernel cache boots without any archive" in msg
+    assert not (cache_dir / "5.10.1-1").exists()
     archive.server.shutdown()  # the archive gone: the cached kernel still resolves
     assert resolve(DEB_NAME) == k
 

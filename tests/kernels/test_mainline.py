@@ -117,6 +117,34 @@ def test_fetch_verifies_extracts_and_caches(env, archive, deb, capfd):
     assert sum(archive.hits.values()) == before, "a cached kernel must not touch the network"
 
 
+def test_the_archive_url_is_the_catalogs_unless_the_environment_names_another(
+    env, archive, tmp_path, monkeypatch
+):
+    """No host name in the code: the default is the catalog's [sources] `mainline`."""
+    monkeypatch.delenv("HARNESS_MAINLINE_MIRROR")
+    cat = write_catalog(
+        tmp_path / "sources.toml", [mainline_table("6.8", RELEASE)], sources={"mainline": archive.url}
+    )
+    monkeypatch.setenv("HARNESS_CATALOG", str(cat))
+    assert resolve("6.8", progress=False).release == RELEASE
+    assert archive.hits[DEB_PATH] == 1
+    meta = json.loads((env / "6.8" / "meta.json").read_text())
+    assert meta["tag"] == "v6.8" and meta["origin"] == f"{archive.url}/v6.8/amd64/"
+    # the environment wins over the catalog: a closed port now, and the cached copy is not touched
+    monkeypatch.setenv("HARNESS_MAINLINE_MIRROR", f"http://127.0.0.1:{closed_port()}/")
+    with pytest.raises(KernelError, match=r"127\.0\.0\.1.* is unreachable"):
+        resolve("6.8", force=True, progress=False)
+
+
+def test_the_packaged_catalog_names_both_archives():
+    from harness.kernels.catalog import load_catalog
+
+    sources = load_catalog(REPO / "kernels" / "catalog.toml").sources
+    assert set(sources) == {"mainline", "snapshot"} and all(
+        u.startswith("https://") for u in sources.values()
+    )
+
+
 def test_old_layout_checksums_at_tag_level(env, deb, monkeypatch):
     with Archive() as a:
         a.files[f"/v6.8/{MAINLINE_DEB}"] = deb

@@ -1,8 +1,10 @@
-"""Shared pieces for the kernel tests: a real Debian kernel .deb, a local HTTP archive that serves it, test catalogs."""
+"""Shared pieces for the kernel tests: a real Debian kernel .deb, a local HTTP archive that serves it
+(in the Debian archive's layout, or the snapshot archive's), test catalogs."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import threading
@@ -10,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -24,8 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 PYTHON = os.environ.get("HARNESS_TEST_PYTHON") or __import__("sys").executable
 
 # The smallest generic kernel in the catalog (57 MB, one .deb) and a 7.x one (split layout).
-DEB_NAME = "5.10.262"
-SPLIT_NAME = "7.3.4"
+DEB_NAME = "5.10.262-1"
+SPLIT_NAME = "7.3.4-1.bpo13+1"
 MAINLINE_DEB = "linux-image-unsigned-6.8.0-060800-generic_6.8.0-060800.202403131158_amd64.deb"
 
 _real: dict[str, RealSuite] = {}
@@ -55,29 +58,33 @@ class RealSuite:
         return f"/dists/{self.suite}/{PACKAGES}"
 
 
-def real_suite(tmp_path_factory, name: str = DEB_NAME) -> RealSuite:
+def real_suite(tmp_path_factory, name: str = DEB_NAME, suite: str | None = None) -> RealSuite:
     """Download, once per session, the real archive files a catalog kernel needs.
 
     From the Debian archive this host's apt sources (or HARNESS_DEBIAN_MIRROR)
-    name, as plain copies: checking them is the code under test's job."""
-    if name in _real:
-        return _real[name]
+    name, as plain copies: checking them is the code under test's job. With
+    suite, the signed index of that suite instead of the entry's own (the
+    kernel's .debs all the same): a suite that does not carry the kernel."""
     e = catalog_entry(name)
+    suite = suite or e.suite
+    key = f"{name}@{suite}"
+    if key in _real:
+        return _real[key]
     try:
-        urls = aptsources.for_suite(e.suite, aptsources.bases())
+        urls = aptsources.for_suite(suite, aptsources.bases())
     except KernelError as err:
         pytest.skip(f"needs the Debian archive to copy real index files from: {err}")
-    d = tmp_path_factory.mktemp(f"archive-{name}")
+    d = tmp_path_factory.mktemp(f"archive-{name}-{suite}")
     s = requests.Session()
     for base in urls:
         try:
-            r = s.get(f"{base}/dists/{e.suite}/InRelease", timeout=30)
+            r = s.get(f"{base}/dists/{suite}/InRelease", timeout=30)
         except requests.RequestException as err:
             pytest.skip(f"the Debian archive {base} is unreachable from here: {err}")
         if r.status_code == 200:
             break
     else:
-        pytest.skip(f"no configured Debian archive serves {e.suite} ({', '.join(urls)})")
+        pytest.skip(f"no configured Debian archive serves {suite} ({', '.join(urls)})")
     files = {}
 
     def copy(path: str, data: bytes | None = None) -> Path:
@@ -93,11 +100,14 @@ def real_suite(tmp_path_factory, name: str = DEB_NAME) -> RealSuite:
         files[path] = local
         return local
 
-    copy(f"/dists/{e.suite}/InRelease", r.content)
-    copy(f"/dists/{e.suite}/{PACKAGES}")
-    debs = [copy(f"/{pin.filename}") for pin in e.debs]
-    _real[name] = RealSuite(e.suite, files, debs)
-    return _real[name]
+    copy(f"/dists/{suite}/InRelease", r.content)
+    copy(f"/dists/{suite}/{PACKAGES}")
+    if suite == e.suite:
+        debs = [copy(f"/{pin.filename}") for pin in e.debs]
+    else:  # the .debs from the suite that carries them, shared with real_suite(name)
+        debs = real_suite(tmp_path_factory, name).debs
+    _real[key] = RealSuite(suite, files, debs)
+    return _real[key]
 
 
 def real_deb(tmp_path_factory) -> Path:
@@ -201,13 +211,15 @@ def closed_port() -> int:
     return port
 
 
-def write_catalog(path: Path, tables: list[dict]) -> Path:
-    """A catalog file (schema 2); a table's "debs" list becomes [[kernel.debs]] tables."""
+def write_catalog(path: Path, tables: list[dict], sources: dict[str, str] | None = None) -> Path:
+    """A catalog file (schema 2); a table's "debs" list becomes [[kernel.debs]] tables; sources the [sources] table."""
 
     def value(v):
         return str(v) if isinstance(v, int) else f'"{v}"'
 
     lines = ["schema = 2", ""]
+    if sources is not None:
+        lines += ["[sources]", *(f"{k} = {value(v)}" for k, v in sources.items()), ""]
     for t in tables:
         lines.append("[[kernel]]")
         lines += [f"{k} = {value(v)}" for k, v in t.items() if k != "debs"]
@@ -237,6 +249,35 @@ def mainline_table(name: str = "6.8", release: str | None = None) -> dict:
     if release:
         t["release"] = release
     return t
+
+
+def snapshot_files(pin, deb: Path, archive_name: str = "debian-security") -> dict[str, bytes | Path]:
+    """URL path -> body for the snapshot archive's layout: the API's listing of one binary
+    package version (as /mr/binary/<package>/<version>/binfiles?fileinfo=1 answers) and
+    the file under /file/<sha1>."""
+    sha1 = hashlib.sha1(deb.read_bytes()).hexdigest()
+    listing = {
+        "_comment": "foo",
+        "binary": pin.package,
+        "binary_version": pin.version,
+        "result": [{"architecture": "amd64", "hash": sha1}],
+        "fileinfo": {
+            sha1: [
+                {
+                    "archive_name": archive_name,
+                    "first_seen": "20260101T000000Z",
+                    "name": Path(pin.filename).name,
+                    "path": "/" + str(Path(pin.filename).parent),
+                    "size": deb.stat().st_size,
+                }
+            ]
+        },
+    }
+    version = quote(pin.version, safe="")
+    return {
+        f"/mr/binary/{pin.package}/{version}/binfiles": json.dumps(listing).encode(),
+        f"/file/{sha1}": deb,
+    }
 
 
 def checksums_text(files: dict[str, Path]) -> bytes:

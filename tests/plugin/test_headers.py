@@ -133,8 +133,9 @@ def test_kernel_headers_option_takes_auto_always_or_never(tmp_path):
 # -- a kernel without headers: its bcc tests fail, saying what to do (no boot) -------------------
 
 
-def fresh_cache(dest: Path, names: list[str]) -> Path:
-    """A kernel cache holding these cached kernels as they were fetched: no headers, no build links.
+def fresh_cache(dest: Path, kernels: list) -> Path:
+    """A kernel cache holding these cached kernels as they were fetched: no headers, no build links,
+    each under its exact name (the user's cache may hold one under a name an older harness gave it).
 
     Files are hard links (nothing in an entry is written in place: a fetch writes new files and
     renames them), so the copy is quick and the user's cache is never changed through it."""
@@ -155,8 +156,9 @@ def fresh_cache(dest: Path, names: list[str]) -> Path:
         return []
 
     dest.mkdir()
-    for name in names:
-        shutil.copytree(source / name, dest / name, symlinks=True, ignore=without_headers, copy_function=link)
+    for kernel in kernels:
+        entry = kernel.image.parent.parent
+        shutil.copytree(entry, dest / kernel.name, symlinks=True, ignore=without_headers, copy_function=link)
     if (source / ".index").is_dir():  # archive indexes, content-addressed: saves downloads
         shutil.copytree(source / ".index", dest / ".index", copy_function=link)
     return dest
@@ -208,7 +210,7 @@ def sections(stdout: str) -> list[str]:
 
 def test_without_cached_headers_offline_the_bcc_tests_fail_without_a_boot(tmp_path):
     kernel = cached("6.1")
-    cache = fresh_cache(tmp_path / "cache", [kernel.name])
+    cache = fresh_cache(tmp_path / "cache", [kernel])
     where = bcc_project(tmp_path)
     r = pytest_in(where, cache, "--kernel", kernel.name, "--offline", f"--results-dir={tmp_path / 'r'}")
     assert r.returncode == 1, r.stdout + r.stderr
@@ -240,7 +242,7 @@ def test_headers_the_archive_lacks_fail_the_bcc_tests_with_the_package_name(tmp_
         pytest.skip(f"needs the Debian archive's bullseye-security suite: {exc}")
     if not any(reached):
         pytest.skip(f"no configured Debian archive serves bullseye-security ({', '.join(urls)})")
-    cache = fresh_cache(tmp_path / "cache", [kernel.name])
+    cache = fresh_cache(tmp_path / "cache", [kernel])
     meta_path = cache / kernel.name / "meta.json"
     meta = json.loads(meta_path.read_text())
     meta_path.unlink()  # a hard link to the user's cache: replace it, never write through it
@@ -259,7 +261,7 @@ def test_headers_the_archive_lacks_fail_the_bcc_tests_with_the_package_name(tmp_
         assert f"linux-headers-{kernel.release} " in text and "is not in bullseye-security" in text
         assert "choose another kernel" in text and "--kernel-headers never" in text
     assert not list((tmp_path / "r").glob("vm-logs/*"))
-    assert json.loads((default_root() / kernel.name / "meta.json").read_text())["suite"] == meta["suite"]
+    assert json.loads((kernel.image.parent.parent / "meta.json").read_text())["suite"] == meta["suite"]
 
 
 # -- bcc as written, on two real kernels -------------------------------------------------------
@@ -281,7 +283,7 @@ def test_a_unittest_that_imports_bcc_itself_runs_on_two_kernels_from_fresh_heade
     require_vm_host()
     kernels = [cached(spec) for spec in KERNELS]
     before = [headers_state(k) for k in kernels]
-    cache = fresh_cache(tmp_path / "cache", [k.name for k in kernels])
+    cache = fresh_cache(tmp_path / "cache", kernels)
     where = tmp_path / "project"
     shutil.copytree(OUTSIDE_BCC, where, ignore=shutil.ignore_patterns("__pycache__", "results"))
     r = pytest_in(

@@ -53,9 +53,9 @@ def pytest_cli(args, tmp_path, **kw):
             "9.99",
             [
                 "kernel 9.99 is not in the catalog",
-                "available:",
-                "6.1.192",
-                "6.12.117",
+                "it has the series",
+                "6.1.192-3",
+                "6.12.117-1",
                 "kernels/catalog.toml",
             ],
         ),
@@ -147,3 +147,55 @@ def test_mainline_from_local_mirror_downloads_verifies_caches_and_boots(tmp_path
         second = pytest_cli(["--kernel", "6.8", CASE], tmp_path / "second", env=env, timeout=600)
         assert second.returncode == 0, second.stdout + second.stderr
         assert sum(archive.hits.values()) == hits, "a cached kernel must make no request"
+
+
+def _cached_copy(root: Path, entry) -> None:
+    """A complete cache entry for a Debian catalog entry: its packages' sha256s, an image that is not booted."""
+    d = root / entry.name
+    (d / "boot").mkdir(parents=True)
+    image = d / "boot" / f"vmlinuz-{entry.release}"
+    image.write_bytes(b"not booted: --collect-only")
+    meta = {
+        "schema": 1,
+        "name": entry.name,
+        "release": entry.release,
+        "source": "debian",
+        "package": entry.package,
+        "suite": entry.suite,
+        "debs": {Path(p.filename).name: p.sha256 for p in entry.debs},
+        "image": f"boot/vmlinuz-{entry.release}",
+        "image_sha256": __import__("hashlib").sha256(image.read_bytes()).hexdigest(),
+        "origin": "test",
+    }
+    (d / "meta.json").write_text(__import__("json").dumps(meta))
+
+
+@pytest.mark.parametrize(
+    "spec,written",
+    [
+        ("5.10.262", "5.10.262"),  # an older reproduce line: the alias, in --kernel and in the id
+        ("5.10.262", "5.10.262-1"),
+        ("5.10", "5.10.262-1"),
+        ("5.10.262-1", "5.10.262-1"),
+    ],
+)
+def test_ids_carry_the_exact_name_and_an_id_may_name_the_kernel_as_given(tmp_path, cache, spec, written):
+    entry = catalog_entry()  # 5.10.262-1
+    catalog = write_catalog(tmp_path / "catalog.toml", [debian_table()])
+    _cached_copy(cache, entry)
+    proc = pytest_cli(
+        [
+            "--co",
+            "-q",
+            "--offline",
+            "--kernel",
+            spec,
+            f"{CASE}[{written}]",
+            "tests/vmcases/vm_behaviour.py::test_fails",
+        ],
+        tmp_path,
+        env={"HARNESS_CATALOG": str(catalog)},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ids = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert ids == [f"{CASE}[{entry.name}]", f"tests/vmcases/vm_behaviour.py::test_fails[{entry.name}]"]

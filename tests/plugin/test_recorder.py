@@ -49,8 +49,8 @@ def _sample() -> RunRecord:
         label="x",
     )
     k = KernelRecord(
-        name="6.1.192",
-        spec="6.1.192",
+        name="6.1.192-3",
+        spec="6.1.192-3",
         release="6.1.0-56-amd64",
         source="debian",
         sha256="ab" * 32,
@@ -60,14 +60,14 @@ def _sample() -> RunRecord:
     )
     c = CaseRecord(
         case="t.py::test_a",
-        kernel="6.1.192",
-        nodeid="t.py::test_a[6.1.192]",
+        kernel="6.1.192-3",
+        nodeid="t.py::test_a[6.1.192-3]",
         outcome="failed",
         duration=0.5,
         message="boom",
         errno="EACCES",
         verifier_log="R0 !read_ok",
-        reproduce="pytest --kernel 6.1.192 't.py::test_a[6.1.192]'",
+        reproduce="pytest --kernel 6.1.192-3 't.py::test_a[6.1.192-3]'",
     )
     return RunRecord(schema=records.SCHEMA, complete=True, meta=meta, kernels=[k], cases=[c])
 
@@ -117,8 +117,8 @@ def test_write_is_atomic_and_leaves_no_temp_file(tmp_path):
 
 def test_reproduce_line_is_shell_quoted():
     assert (
-        records.reproduce_line("cases/test_x.py::test_y[6.12.111]", "6.12.111")
-        == "pytest --kernel 6.12.111 'cases/test_x.py::test_y[6.12.111]'"
+        records.reproduce_line("cases/test_x.py::test_y[6.12.111-1.deb12u1]", "6.12.111-1.deb12u1")
+        == "pytest --kernel 6.12.111-1.deb12u1 'cases/test_x.py::test_y[6.12.111-1.deb12u1]'"
     )
     assert records.reproduce_line("t.py::test_z", None) == "pytest t.py::test_z"
 

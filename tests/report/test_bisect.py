@@ -15,17 +15,17 @@ from harness.versions import kernel_order
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = [
-    "6.1.170",
-    "6.1.176",
-    "6.1.187",
-    "6.1.190",
+    "6.1.170-3",
+    "6.1.176-1",
+    "6.1.187-1",
+    "6.1.190-1",
     "6.1.192-1",
-    "6.1.192",
-    "6.12.107",
-    "6.12.111",
-    "6.12.113",
-    "6.12.115",
-    "6.12.117",
+    "6.1.192-2",
+    "6.12.107-1",
+    "6.12.111-1.deb12u1",
+    "6.12.113-1.deb12u1",
+    "6.12.115-2.deb12u1",
+    "6.12.117-1",
 ]
 CASE = "cases/test_maps.py::test_cgrp_storage_keyed_by_cgroup_fd"
 
@@ -50,7 +50,7 @@ def _series_change(first_new: str, old="skipped", new="passed") -> dict[str, str
 @pytest.mark.parametrize("first_new", CATALOG[1:])
 def test_finds_every_possible_boundary_in_log_steps(first_new):
     fake = Fake(_series_change(first_new))
-    result = bisect.bisect_catalog("6.1.170", "6.12.117", CASE, fake, names=CATALOG)
+    result = bisect.bisect_catalog("6.1.170-3", "6.12.117-1", CASE, fake, names=CATALOG)
     assert result.first_changed == first_new
     assert (result.before, result.after) == ("skipped", "passed")
     assert result.last_same == CATALOG[CATALOG.index(first_new) - 1]
@@ -60,40 +60,44 @@ def test_finds_every_possible_boundary_in_log_steps(first_new):
 
 
 def test_four_kernels_across_series_take_three_runs():
-    fake = Fake(_series_change("6.12.107"))
+    fake = Fake(_series_change("6.12.107-1"))
     printed = []
-    result = bisect.bisect_catalog("6.1.190", "6.12.111", CASE, fake, printed.append, names=CATALOG)
-    assert result.first_changed == "6.12.107"
-    assert [k for _, k, _ in fake.ran] == ["6.1.190", "6.1.192", "6.12.107"]
+    result = bisect.bisect_catalog(
+        "6.1.190-1", "6.12.111-1.deb12u1", CASE, fake, printed.append, names=CATALOG
+    )
+    assert result.first_changed == "6.12.107-1"
+    assert [k for _, k, _ in fake.ran] == ["6.1.190-1", "6.1.192-2", "6.12.107-1"]
     assert [s.command for s in printed] == [f"pytest --kernel {k} '{CASE}[{k}]'" for _, k, _ in fake.ran]
 
 
 def test_bad_end_is_run_only_when_it_is_the_answer():
-    fake = Fake(_series_change("6.12.111"))
-    result = bisect.bisect_catalog("6.1.190", "6.12.111", CASE, fake, names=CATALOG)
-    assert result.first_changed == "6.12.111" and fake.ran[-1][1] == "6.12.111"
+    fake = Fake(_series_change("6.12.111-1.deb12u1"))
+    result = bisect.bisect_catalog("6.1.190-1", "6.12.111-1.deb12u1", CASE, fake, names=CATALOG)
+    assert result.first_changed == "6.12.111-1.deb12u1" and fake.ran[-1][1] == "6.12.111-1.deb12u1"
 
 
 def test_no_change_is_an_error_not_an_answer():
     fake = Fake(dict.fromkeys(CATALOG, "passed"))
     with pytest.raises(BisectError, match="no change to find"):
-        bisect.bisect_catalog("6.1.190", "6.12.111", CASE, fake, names=CATALOG)
+        bisect.bisect_catalog("6.1.190-1", "6.12.111-1.deb12u1", CASE, fake, names=CATALOG)
 
 
 def test_good_outcome_saves_the_first_run_and_reverse_order_works():
     # newer kernel as --good: the search walks downwards
-    outcomes = _series_change("6.12.107", old="failed", new="passed")
+    outcomes = _series_change("6.12.107-1", old="failed", new="passed")
     fake = Fake(outcomes)
-    result = bisect.bisect_catalog("6.12.117", "6.1.170", CASE, fake, names=CATALOG, good_outcome="passed")
-    assert result.first_changed == "6.1.192" and result.after == "failed"
-    assert fake.ran[0][1] != "6.12.117"
+    result = bisect.bisect_catalog(
+        "6.12.117-1", "6.1.170-3", CASE, fake, names=CATALOG, good_outcome="passed"
+    )
+    assert result.first_changed == "6.1.192-2" and result.after == "failed"
+    assert fake.ran[0][1] != "6.12.117-1"
 
 
 def test_node_id_may_carry_a_kernel_and_params_keep_their_place():
-    fake = Fake(_series_change("6.12.107"))
-    bisect.bisect_catalog("6.1.190", "6.12.107", "t.py::test_x[HASH-6.1.190]", fake, names=CATALOG)
+    fake = Fake(_series_change("6.12.107-1"))
+    bisect.bisect_catalog("6.1.190-1", "6.12.107-1", "t.py::test_x[HASH-6.1.190-1]", fake, names=CATALOG)
     assert [n for _, _, n in fake.ran] == [f"t.py::test_x[HASH-{k}]" for _, k, _ in fake.ran]
-    assert fake.ran[0][1] == "6.1.190" and len(fake.ran) >= 2
+    assert fake.ran[0][1] == "6.1.190-1" and len(fake.ran) >= 2
 
 
 def test_real_catalog_stays_within_the_source_of_both_ends(monkeypatch):
@@ -114,13 +118,13 @@ def test_series_ends_and_mainline_steps_are_named_unambiguously():
     result = bisect.bisect_catalog("mainline:5.10", "6.6", CASE, fake, source="ubuntu-mainline")
     assert result.first_changed == "6.6"
     assert ("mainline:5.10", "5.10", f"{CASE}[5.10]") in fake.ran
-    fake = Fake(dict.fromkeys([e.name for e in load_catalog().entries], "passed") | {"5.10.262": "skipped"})
-    assert bisect.bisect_catalog("5.10", "6.1", CASE, fake).last_same == "5.10.262"
+    fake = Fake(dict.fromkeys([e.name for e in load_catalog().entries], "passed") | {"5.10.262-1": "skipped"})
+    assert bisect.bisect_catalog("5.10", "6.1", CASE, fake).last_same == "5.10.262-1"
 
 
 def test_unknown_kernel_names_the_choices():
     with pytest.raises(BisectError, match="6.9.1 not in the catalog"):
-        bisect.bisect_catalog("6.1.190", "6.9.1", CASE, Fake({}), names=CATALOG)
+        bisect.bisect_catalog("6.1.190-1", "6.9.1", CASE, Fake({}), names=CATALOG)
 
 
 # -- git --------------------------------------------------------------------
@@ -195,15 +199,15 @@ def test_git_bisect_refuses_a_dirty_tree(tree):
 # -- real VMs ---------------------------------------------------------------
 
 
-# bookworm's build of 6.12.107: trixie's build of the same upstream version has the bare name
+# bookworm's build of 6.12.107 (6.12.107-1~deb12u1): Debian orders it before trixie's 6.12.107-1
 FIRST = "6.12.107-1.deb12u1"
 
 
 @pytest.mark.vm
 def test_real_bisect_across_series_finds_where_cgroup_storage_appears(tmp_path):
-    """6.1.190 .. 6.12.111 (5 catalog kernels): CGRP_STORAGE is skipped on 6.1 (before 6.2), passes on 6.12.
+    """6.1.190 .. 6.12.111 (7 catalog kernels): CGRP_STORAGE is skipped on 6.1 (before 6.2), passes on 6.12.
 
-    Three boots under TCG: 6.1.190 (reference), 6.1.192, 6.12.107.
+    Three boots under TCG: 6.1.190-1 (reference), 6.1.192-3, 6.12.107-1.deb12u1.
     """
     sys.path.insert(0, str(ROOT / "tests"))
     from vmtools import require_vm_host
@@ -230,9 +234,9 @@ def test_real_bisect_across_series_finds_where_cgroup_storage_appears(tmp_path):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (
-        f"first kernel where the outcome changes: {FIRST} (skipped on 6.1.192 and older, passed from {FIRST})"
+        f"first kernel where the outcome changes: {FIRST} (skipped on 6.1.192-3 and older, passed from {FIRST})"
         in r.stdout
     )
     steps = [line for line in r.stdout.splitlines() if line.startswith("bisect: 6.")]
-    assert [s.split()[1] for s in steps] == ["6.1.190", "6.1.192", FIRST]
+    assert [s.split()[1] for s in steps] == ["6.1.190-1", "6.1.192-3", FIRST]
     assert f"rerun: pytest --kernel {FIRST} '{CASE}[{FIRST}]'" in r.stdout

@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNS = Path(__file__).parents[1] / "data" / "runs"
 SINGLE = [RUNS / "run-6.1.json", RUNS / "run-6.12.json"]
 BOTH = RUNS / "run-both.json"
+# a real run of `--kernel 6.1` from when the catalog named the 6.1.192-2 build "6.1.192"
+OLDER_NAMES = RUNS / "run-6.1-older-names.json"
+K61, K612 = "6.1.192-3", "6.12.117-1"  # what --kernel 6.1 and --kernel 6.12 resolved to
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -39,7 +42,13 @@ def test_saved_runs_are_real_and_complete():
         run = records.load(path)
         assert run.complete and run.meta.mode == "vm", path
         assert all(k.boot_seconds and k.accel in ("kvm", "tcg") and k.version for k in run.kernels)
-    assert [k.name for k in records.load(BOTH).kernels] == ["6.1.192", "6.12.117"]
+    assert [k.name for k in records.load(BOTH).kernels] == [K61, K612]
+    # exact names everywhere: kernel records, ids, reproduce lines
+    for run in (records.load(BOTH), *map(records.load, SINGLE)):
+        assert all(k.spec == k.name for k in run.kernels)
+        for c in run.cases:
+            assert c.kernel in (K61, K612) and c.nodeid.endswith(f"{c.kernel}]")
+            assert c.reproduce is None or c.reproduce.startswith(f"pytest --kernel {c.kernel} ")
 
 
 def test_two_single_kernel_runs_merge_to_the_two_kernel_run():
@@ -52,12 +61,12 @@ def test_two_single_kernel_runs_merge_to_the_two_kernel_run():
     # the demo differs by kernel, and the gated map type is skipped on 6.1 only
     grid = together.grid()
     assert grid["tests/data/reportcases/demo_cases.py::test_fails_on_6_12_only"] == {
-        "6.1.192": "passed",
-        "6.12.117": "failed",
+        K61: "passed",
+        K612: "failed",
     }
     assert grid["cases/test_maps.py::test_cgrp_storage_keyed_by_cgroup_fd"] == {
-        "6.1.192": "skipped",
-        "6.12.117": "passed",
+        K61: "skipped",
+        K612: "passed",
     }
 
 
@@ -71,8 +80,8 @@ def test_every_failing_cell_carries_its_reproduce_line(tmp_path):
     m = matrix.merge([records.load(BOTH)])
     failures = m.failures()
     assert {(f.case.rsplit("::", 1)[1], f.kernel) for f in failures} >= {
-        ("test_fails_on_6_12_only", "6.12.117"),
-        ("test_verifier_rejects_missing_r0", "6.1.192"),
+        ("test_fails_on_6_12_only", K612),
+        ("test_verifier_rejects_missing_r0", K61),
     }
     for f in failures:
         assert f.reproduce == f"pytest --kernel {f.kernel} '{f.nodeid}'"
@@ -98,10 +107,10 @@ def test_merge_cli_writes_markdown_html_and_json(tmp_path):
         tmp_path / "merged.json",
     )
     assert r.returncode == 0, r.stderr
-    assert "reproduce: pytest --kernel 6.12.117" in r.stdout
+    assert f"reproduce: pytest --kernel {K612} " in r.stdout
     md = summary.read_text()
     assert md.startswith("earlier step\n## BPF cases x kernels")  # appended, as the step summary wants
-    assert "| case | 6.1.192 | 6.12.117 |" in md and "❌" in md and "✅" in md
+    assert f"| case | {K61} | {K612} |" in md and "❌" in md and "✅" in md
     merged = records.load(tmp_path / "merged.json")
     assert matrix.merge([merged]).grid() == matrix.merge([records.load(BOTH)]).grid()
     page = (tmp_path / "m.html").read_text()
@@ -120,12 +129,12 @@ def test_merge_fail_on_failures_exit_status(tmp_path):
 
 def _inject_regression(tmp_path: Path) -> tuple[Path, str]:
     run = records.load(BOTH)
-    victim = next(c for c in run.cases if c.outcome == "passed" and c.kernel == "6.1.192")
+    victim = next(c for c in run.cases if c.outcome == "passed" and c.kernel == K61)
     victim.outcome, victim.message = "failed", "injected"
     victim.reproduce = records.reproduce_line(victim.nodeid, victim.kernel)
     run.cases.append(
         dataclasses.replace(
-            run.cases[0], case="cases/test_new.py::test_new", nodeid="cases/test_new.py::test_new[6.1.192]"
+            run.cases[0], case="cases/test_new.py::test_new", nodeid=f"cases/test_new.py::test_new[{K61}]"
         )
     )
     path = tmp_path / "current.json"
@@ -137,8 +146,8 @@ def test_compare_flags_an_injected_regression(tmp_path):
     current, case = _inject_regression(tmp_path)
     r = _cli("compare", BOTH, current)
     assert r.returncode == 1, r.stdout
-    assert f"REGRESSIONS (1):\n  {case} on 6.1.192: passed -> failed" in r.stdout
-    assert "reproduce: pytest --kernel 6.1.192" in r.stdout
+    assert f"REGRESSIONS (1):\n  {case} on {K61}: passed -> failed" in r.stdout
+    assert f"reproduce: pytest --kernel {K61} " in r.stdout
     assert "new (1):" in r.stdout
     back = _cli("compare", current, BOTH)  # the other way round it is a fix
     assert back.returncode == 0 and "fixed (1):" in back.stdout and "removed (1):" in back.stdout
@@ -179,15 +188,54 @@ def test_conflicting_cells_show_the_worse_outcome_with_a_warning():
 
 
 def test_kernel_order_is_by_version_across_series():
-    names = ["6.12.107", "6.1.192", "6.1.192-1", "6.1.170", "6.13", "6.6"]
+    names = ["6.12.107-1", "6.1.192-3", "6.1.192-1", "6.1.170-3", "6.13", "6.6", "6.12.107-1.deb12u1"]
     assert sorted(names, key=matrix.kernel_order) == [
-        "6.1.170",
+        "6.1.170-3",
         "6.1.192-1",
-        "6.1.192",
+        "6.1.192-3",
         "6.6",
-        "6.12.107",
+        "6.12.107-1.deb12u1",
+        "6.12.107-1",
         "6.13",
     ]
+
+
+# -- baselines recorded under an older catalog's names --------------------------
+
+
+def test_a_baseline_of_an_older_name_for_another_build_is_not_compared_as_the_same_kernel():
+    """ "6.1.192" was the -2 build when that run was recorded; today's 6.1.192-3 is another image."""
+    old, new = records.load(OLDER_NAMES), records.load(RUNS / "run-6.1.json")
+    assert [k.name for k in old.kernels] == ["6.1.192"] and old.kernels[0].release == "6.1.0-56-amd64"
+    assert new.kernels[0].release == "6.1.0-57-amd64" and new.kernels[0].sha256 != old.kernels[0].sha256
+    diff = matrix.compare(matrix.merge([old]), matrix.merge([new]))
+    assert diff.renamed == {} and not diff.regressions and not diff.fixes
+    assert {ch.kernel for ch in diff.removed} == {"6.1.192"} and {ch.kernel for ch in diff.new} == {K61}
+    assert len(diff.removed) == len(old.cases) and len(diff.new) == len(new.cases)
+
+
+def test_a_baseline_of_an_older_name_for_the_same_image_compares_under_the_exact_name(tmp_path):
+    """A baseline whose kernel an older catalog called "6.1.192" when it was the -3 build (the same
+    image, by sha256) is compared cell by cell against 6.1.192-3, and a regression shows on it."""
+    baseline = records.load(RUNS / "run-6.1.json")
+    old_name = K61.split("-")[0]
+    for k in baseline.kernels:
+        k.name = k.spec = old_name
+    for c in baseline.cases:
+        c.kernel, c.nodeid = (
+            old_name,
+            c.nodeid.replace(f"[{K61}]", f"[{old_name}]").replace(f"-{K61}]", f"-{old_name}]"),
+        )
+    records.dump(baseline, tmp_path / "baseline.json")
+    current, case = _inject_regression(tmp_path)
+    r = _cli("compare", tmp_path / "baseline.json", current)
+    assert r.returncode == 1, r.stdout
+    assert f"baseline kernel {old_name} is {K61} here (the same image)" in r.stdout
+    assert f"REGRESSIONS (1):\n  {case} on {K61}: passed -> failed" in r.stdout
+    assert f" on {old_name}:" not in r.stdout  # nothing "removed" under the old name
+    md = tmp_path / "s.md"
+    assert _cli("merge", current, "--baseline", tmp_path / "baseline.json", "--markdown", md).returncode == 1
+    assert f"baseline kernel {old_name} is **{K61}** here" in md.read_text()
 
 
 # -- the page in a real browser ----------------------------------------------

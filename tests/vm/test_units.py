@@ -9,7 +9,7 @@ from harness.vm import accel, protocol, splat
 
 
 def test_protocol_round_trip():
-    msg = protocol.Done(nodeid="cases/t.py::x[6.1.192]", reports=[{"when": "call"}])
+    msg = protocol.Done(nodeid="cases/t.py::x[6.1.192-3]", reports=[{"when": "call"}])
     line = protocol.encode(msg)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert protocol.decode(line) == msg
@@ -78,19 +78,28 @@ class _Config:
 @pytest.mark.parametrize(
     ("nodeid", "scope"),
     [
-        ("cases/test_maps.py::test_origin[6.1.192]", "6.1.192"),
-        ("cases/test_maps.py::test_types[hash-6.12.117]", "6.12.117"),
+        ("cases/test_maps.py::test_origin[6.1.192-3]", "6.1.192-3"),
+        ("cases/test_maps.py::test_types[hash-6.12.117-1.deb12u1]", "6.12.117-1.deb12u1"),
         ("cases/test_maps.py::test_types[hash-6.1.192-1]", "6.1.192-1"),
-        ("cases/test_maps.py::test_types[lru-6.1.192]", "6.1.192"),
+        ("cases/test_maps.py::test_types[lru-6.1.192-3]", "6.1.192-3"),
         ("tests/vm/test_units.py::test_plain", "tests/vm/test_units.py::test_plain"),
     ],
 )
 def test_xdist_scope_is_the_kernel(nodeid, scope):
-    sched = KernelScheduling(_Config(), kernels=["6.1.192", "6.1.192-1", "6.12.117"])
+    sched = KernelScheduling(_Config(), kernels=["6.1.192-3", "6.1.192-1", "6.12.117-1.deb12u1"])
     assert sched._split_scope(nodeid) == scope
 
 
 def test_xdist_shards_a_kernel_over_spare_workers():
-    sched = KernelScheduling(_Config(), kernels=["6.1.192"], shards=2)
-    scopes = {sched._split_scope(f"cases/t.py::test_{i}[6.1.192]") for i in range(40)}
-    assert scopes == {"6.1.192#0", "6.1.192#1"}
+    sched = KernelScheduling(_Config(), kernels=["6.1.192-3"], shards=2)
+    scopes = {sched._split_scope(f"cases/t.py::test_{i}[6.1.192-3]") for i in range(40)}
+    assert scopes == {"6.1.192-3#0", "6.1.192-3#1"}
+
+
+def test_vm_stop_takes_the_exact_name_an_upstream_version_or_a_series():
+    from harness.cli.vm import _matches
+
+    for spec in ("6.1.192-3", "6.1.192", "6.1"):
+        assert _matches("6.1.192-3", spec), spec
+    for spec in ("6.1.19", "6.1.192-2", "6.12", "7"):
+        assert not _matches("6.1.192-3", spec), spec

@@ -121,14 +121,14 @@ def test_vm_commands_without_warm_vms(tmp_path):
 def test_records_of_dead_keepers_are_not_listed(tmp_path):
     vm_dir = tmp_path / "vms" / "0123456789abcdef-0"
     vm_dir.mkdir(parents=True)
-    warm.write_json(vm_dir / "record.json", {"pid": os.getpid(), "kernel": "6.1.192"})  # not a keeper
+    warm.write_json(vm_dir / "record.json", {"pid": os.getpid(), "kernel": "6.1.192-3"})  # not a keeper
     assert warm.kept_vms(tmp_path / "vms") == []
     assert not (vm_dir / "record.json").exists()
 
 
 def test_a_run_that_finds_the_vm_busy_takes_the_next_slot_and_says_whose(tmp_path, monkeypatch):
     monkeypatch.setenv(warm.STATE_ENV, str(tmp_path))
-    kernel = type("Kernel", (), {"name": "6.1.192", "image": tmp_path / "vmlinuz"})()
+    kernel = type("Kernel", (), {"name": "6.1.192-3", "image": tmp_path / "vmlinuz"})()
     first = warm.WarmVM(kernel, VMConfig(), tmp_path)
     slot0, busy = first._claim("k")
     assert (slot0.name, busy) == ("k-0", [])
