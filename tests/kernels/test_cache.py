@@ -195,6 +195,7 @@ def _copy_under(root: Path, name: str, entry_dir: Path) -> Path:
     return d
 
 
+@pytest.mark.slow  # a real kernel fetched from a local archive
 def test_a_copy_under_an_older_name_is_used_where_it_is_and_named_exactly(cache_dir, served, monkeypatch):
     """An older harness cached 5.10.262-1 as "5.10.262": no download, nothing written, the exact name."""
     first = resolve(DEB_NAME, progress=False)
@@ -208,6 +209,7 @@ def test_a_copy_under_an_older_name_is_used_where_it_is_and_named_exactly(cache_
     assert sum(served.hits.values()) == 0 and _snapshot(cache_dir) == before
 
 
+@pytest.mark.slow  # a real kernel fetched from a local archive
 def test_a_copy_of_another_build_under_the_name_is_never_used(cache_dir, served, tmp_path, monkeypatch):
     """ "6.1.192" meant -2 one day and -3 the next: a copy is used only if its packages are the entry's."""
     resolve(DEB_NAME, progress=False)

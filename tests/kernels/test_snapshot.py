@@ -29,6 +29,8 @@ from tests.kernels.testlib import (
     write_catalog,
 )
 
+pytestmark = pytest.mark.slow  # a local archive serving real kernel packages: seconds a test
+
 ENTRY = catalog_entry(DEB_NAME)
 OTHER_SUITE = "bookworm-security"  # real, signed, and without linux-image-5.10.0-*
 
