@@ -152,6 +152,6 @@ def test_the_vng_floor_is_the_launchers_boot_running_true(tmp_path, monkeypatch)
     harness = VM(Kernel, cfg, measure.REPO).command()
     floor = bench.vng("floor", image, ["true"])
     assert floor["lines"][0][1].split() == [*harness[1:-1], "true"]
-    assert harness[-2] == "--" and "harness.vm.guest" in harness[-1]
+    assert harness[-2] == "--" and "harness.guest" in harness[-1]
     bare = bench.vng("bare", image, ["true"], **boot.EXPERIMENTS[0][2])
     assert "--verbose" not in bare["lines"][0][1] and vng.APPEND[0] not in bare["lines"][0][1]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.plugin import reportattrs
+from harness import reportattrs
 from harness.plugin.items import KernelItem
 from harness.plugin.roles import Role, role
 from harness.vm import accel, pyzip, vng

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ids
-from harness.plugin import reportattrs, rundir
+from harness import ids, reportattrs
+from harness.plugin import rundir
 from harness.plugin.roles import vm_mode
 from harness.report import records
 from harness.report.records import CaseRecord, KernelRecord, RunMeta, RunRecord

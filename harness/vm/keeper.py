@@ -34,10 +34,20 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from harness.vm import protocol, splat
+from harness import protocol, splat
 from harness.vm.launcher import VM, VMBootError, VMConfig
 from harness.vm.warm import write_json
 
+# Imported once by the guest's fork server, inherited by each run's child: the plugin every
+# run loads, and the parts of it and of the BPF toolkit its start-up imports.
+PRELOAD = (
+    "harness.plugin",
+    "harness.plugin.options",
+    "harness.plugin.routing",
+    "harness.bpf.fixtures",
+    "harness.bpf.gates",
+    "harness.bpf.libbpf",
+)
 KEEP_LOGS = 4  # console logs of earlier boots kept in the state directory
 POLL = 1.0  # seconds between checks of an idle VM
 
@@ -129,7 +139,7 @@ class Keeper:
         self.record["console_log"] = str(vm.log_path)
         self._save()
         started = vm.launch()
-        vm.send(protocol.Serve())
+        vm.send(protocol.Serve(preload=list(PRELOAD)))
         try:
             msg = vm.await_boot()
             if not isinstance(msg, protocol.Serving):

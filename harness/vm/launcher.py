@@ -1,6 +1,6 @@
 """One throwaway VM: ``vng`` as a subprocess, the protocol over its stdio, watchdogs, reaping.
 
-The guest agent (``harness.vm.guest``) speaks the protocol on the VM's standard
+The guest agent (``harness.guest``) speaks the protocol on the VM's standard
 input and output, which virtme-ng carries over virtio-serial ports; the kernel
 console comes back on standard error (``vng -v``) and is kept in a log file.
 Every VM runs in its own process group, so one ``killpg`` takes vng, its
@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.vm import protocol, pvh, splat, vng
+from harness import protocol, splat
+from harness.vm import pvh, vng
 
 CONSOLE_TAIL = 300  # lines of console kept in memory for reports
 

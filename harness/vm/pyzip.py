@@ -61,6 +61,7 @@ HARNESS_PACKAGES = (
     "harness",
     "harness.bpf",
     "harness.cli",
+    "harness.guest",
     "harness.kernels",
     "harness.plugin",
     "harness.report",

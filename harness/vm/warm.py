@@ -41,7 +41,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from harness.vm import protocol
+from harness import protocol
 from harness.vm.launcher import BootRecord, VMBootError, VMConfig, VMError, VMLost, run_one
 
 STATE_ENV = "HARNESS_VM_STATE_DIR"
@@ -109,7 +109,7 @@ def settings_key(image: Path, cfg: VMConfig) -> str:
         "pyzip": [str(p) for p in cfg.pyzip],
         "harness": harness_fingerprint(),
         "rwdir": str(cfg.results_dir),
-        # the guest's fork server reads the installed distributions once (forkserver.freeze_distributions)
+        # the guest's fork server reads the installed distributions once (harness.guest.forkserver.freeze_distributions)
         "site": [_mtime(Path(p)) for p in sys.path if p.endswith(("site-packages", "dist-packages"))],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

@@ -24,8 +24,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from harness import ids
-from harness.vm import preflight, protocol
+from harness import ids, protocol
+from harness.vm import preflight
 from harness.vm.launcher import VM, VMConfig, VMLost
 from tests.vmtools import ROOT, run_pytest, vm_processes
 

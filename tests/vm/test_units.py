@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness import protocol, splat
 from harness.plugin.scheduler import KernelScheduling
-from harness.vm import accel, protocol, splat
+from harness.vm import accel
 
 
 def test_protocol_round_trip():
