@@ -138,7 +138,8 @@ def test_timed_run_stamps_a_line_when_its_text_arrived(tmp_path):
 
 def test_the_vng_floor_is_the_launchers_boot_running_true(tmp_path, monkeypatch):
     """bench boots the floor with harness.vm.vng, so it cannot drift from the harness's own boot."""
-    from harness.vm.launcher import VM, VMConfig
+    from harness.vm.launcher import VM
+    from harness.vm.seam import VMConfig
 
     monkeypatch.setenv("HARNESS_VNG", "/bin/echo")  # prints the command line it was given
     bench = measure.Bench(tmp_path, quick=True, quiet_limit=0)

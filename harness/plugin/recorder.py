@@ -77,7 +77,7 @@ class Recorder:
             path = run_dir / "results.json"
         self.path = path.resolve()  # now: a test may chdir before the session ends
         self.vm_kernels: dict = {}  # name -> harness.kernels.Kernel
-        self.boots: list = []  # harness.vm.launcher.BootRecord
+        self.boots: list = []  # harness.vm.seam.BootRecord
         self.cases: dict[str, CaseRecord] = {}
         self.meta = RunMeta(
             started=_now(),

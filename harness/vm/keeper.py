@@ -34,8 +34,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from harness import protocol, splat
-from harness.vm.launcher import VM, VMBootError, VMConfig
+from harness import protocol
+from harness.vm.launcher import VM
+from harness.vm.seam import VMBootError, VMConfig, VMLost
 from harness.vm.warm import write_json
 
 # Imported once by the guest's fork server, inherited by each run's child: the plugin every
@@ -221,8 +222,11 @@ class Keeper:
                     self._tell(conn, protocol.Lost("stopped by `python -m harness vm stop`", "", None))
                     return False
                 try:
-                    msg = vm._messages.get(timeout=POLL)
-                except queue.Empty:
+                    msg = vm.poll(POLL)
+                except VMLost as lost:
+                    self._tell(conn, protocol.Lost(lost.reason, lost.console, str(lost.log)))
+                    return False
+                if msg is None:
                     if gone.is_set():
                         if not state["forked"]:
                             return True
@@ -230,9 +234,6 @@ class Keeper:
                         if time.monotonic() - abandoned_at > self.cfg.test_timeout + 30:
                             return False  # a hung test nobody waits for
                     continue
-                if msg is None:
-                    self._tell(conn, self._lost())
-                    return False
                 if isinstance(msg, protocol.Cleaned):
                     state["cleaned"] = True
                     self.record["runs"] += 1
@@ -245,16 +246,6 @@ class Keeper:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
-
-    def _lost(self) -> protocol.Lost:
-        vm = self.vm
-        assert vm is not None and vm.proc is not None
-        for t in vm._threads:
-            t.join(5)
-        vm.proc.wait()
-        tail = list(vm._tail)
-        reason = f"{splat.classify(tail)} (vng exit status {vm.proc.returncode})"
-        return protocol.Lost(reason, splat.find(tail) or vm.console_tail(), str(vm.log_path))
 
     @staticmethod
     def _tell(conn: socket.socket, msg) -> None:

@@ -18,7 +18,7 @@ version and sources, the interpreter and its module zip, and the writable
 results directory. A run whose settings differ gets another VM; a run that
 finds its VM busy boots another slot and says so.
 
-``WarmVM`` has the interface of ``launcher.VM`` that the dispatcher uses.
+``WarmVM`` is, like ``launcher.VM``, what the dispatcher needs of a VM (``seam.GuestVM``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from harness import protocol
-from harness.vm.launcher import BootRecord, VMBootError, VMConfig, VMError, VMLost, run_one
+from harness.vm.seam import Conversation, VMBootError, VMConfig, VMError, VMLost
 
 STATE_ENV = "HARNESS_VM_STATE_DIR"
 DEFAULT_IDLE_TIMEOUT = 900.0  # seconds; a warm VM holds 1 GiB and, under TCG, some CPU
@@ -196,8 +196,8 @@ def stop(kept: Kept, timeout: float = 60.0) -> bool:
 # -- the client side of one run --------------------------------------------------
 
 
-class WarmVM:
-    """A kept VM used by this run: same surface as ``launcher.VM`` (start, run, close, kill)."""
+class WarmVM(Conversation):
+    """A kept VM used by this run: to dispatch, a VM like ``launcher.VM`` (``seam.GuestVM``)."""
 
     def __init__(
         self,
@@ -208,6 +208,7 @@ class WarmVM:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         say: Callable[[str], None] = print,
     ):
+        super().__init__()
         self.kernel = kernel
         self.cwd = cwd
         self.idle_timeout = idle_timeout
@@ -217,8 +218,6 @@ class WarmVM:
         self.run_results = cfg.results_dir
         rwdir = cfg.results_dir.parent if cfg.results_dir is not None else None
         self.cfg = dataclasses.replace(cfg, results_dir=rwdir)
-        self.ready: protocol.Ready | None = None
-        self.boot_seconds: float | None = None
         self.log_path: Path | None = None
         self.cleaned: protocol.Cleaned | None = None
         self.dir = Path()  # the VM's state directory, once claimed
@@ -274,18 +273,9 @@ class WarmVM:
         if os.environ.get(PROFILE_ENV):  # a profile of the run's start-up, for bench/warm.py
             env[PROFILE_ENV] = os.environ[PROFILE_ENV]
         self.send(protocol.Fork(cwd=str(self.cwd), env=env))
-        self.send(
-            protocol.Start(
-                args=args,
-                kernel=self.kernel.name,
-                collect=collect,
-                plugins=plugins,
-                initial=initial,
-                files=files,
-            )
-        )
+        self.send(self.start_message(args, collect, plugins, initial, files))
         try:
-            msg = self._receive(self.cfg.boot_timeout)
+            msg = self.receive(self.cfg.boot_timeout)
         except VMLost as lost:
             raise VMBootError(
                 f"warm VM {self.dir.name} lost while starting the run: {lost}", exited=True
@@ -293,15 +283,7 @@ class WarmVM:
         if isinstance(msg, protocol.Fatal):
             self.close()
             raise VMBootError(f"the guest agent on {self.kernel.name} failed:\n{msg.message}")
-        if not isinstance(msg, protocol.Ready):
-            self.kill()
-            raise VMBootError(f"expected Ready from the warm VM, got {msg!r}")
-        self.boot_seconds = time.monotonic() - started
-        self.ready = msg
-        return msg
-
-    def run(self, nodeid: str, next_nodeid: str | None = None) -> protocol.Done:
-        return run_one(self, nodeid, next_nodeid)
+        return self.accept_ready(msg, started, "the warm VM")
 
     def close(self, grace: float | None = None) -> None:
         """End this run's session in the guest and wait for its clean-up; the VM stays up."""
@@ -312,7 +294,7 @@ class WarmVM:
         deadline = time.monotonic() + (grace or self.cfg.test_timeout)
         try:
             while True:
-                msg = self._receive(max(0.1, deadline - time.monotonic()))
+                msg = self.receive(max(0.1, deadline - time.monotonic()))
                 if isinstance(msg, protocol.Cleaned):
                     self.cleaned = msg
                     break
@@ -342,17 +324,6 @@ class WarmVM:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
         self._release()
-
-    def boot_record(self) -> BootRecord:
-        assert self.ready is not None and self.boot_seconds is not None
-        return BootRecord(
-            kernel=self.kernel.name,
-            release=self.ready.release,
-            version=self.ready.version,
-            accel=self.cfg.accel,
-            boot_seconds=round(self.boot_seconds, 2),
-            console_log=str(self.log_path),
-        )
 
     @property
     def alive(self) -> bool:
@@ -475,16 +446,12 @@ class WarmVM:
             pass
         self._messages.put(None)
 
-    def _receive(self, timeout: float):
+    def poll(self, timeout: float):
+        """The guest's next message, or None after ``timeout`` s; VMLost if the VM or its keeper is gone."""
         try:
             msg = self._messages.get(timeout=timeout)
         except queue.Empty:
-            raise VMLost(
-                f"no answer within {timeout:.0f} s (the guest hangs; the timeout is "
-                "--vm-test-timeout / --vm-boot-timeout)",
-                self.console_tail(),
-                self.log_path,
-            ) from None
+            return None
         if isinstance(msg, protocol.Lost):
             raise VMLost(msg.reason, msg.console, Path(msg.log) if msg.log else self.log_path)
         if msg is None:

@@ -26,7 +26,8 @@ import pytest
 
 from harness import ids, protocol
 from harness.vm import preflight
-from harness.vm.launcher import VM, VMConfig, VMLost
+from harness.vm.launcher import VM
+from harness.vm.seam import VMConfig, VMLost
 from tests.vmtools import ROOT, run_pytest, vm_processes
 
 FAKE = Path(__file__).with_name("fakevng.py")

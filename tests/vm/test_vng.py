@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.vm import vng
-from harness.vm.launcher import VM, VMConfig
+from harness.vm.launcher import VM
+from harness.vm.seam import VMConfig
 from tests.vm import fakevng
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from harness.vm import warm
-from harness.vm.launcher import VMConfig
+from harness.vm.seam import VMConfig
 from tests.vmtools import ROOT, junit_outcomes, require_vm_host, vm_processes
 
 CASES = "tests/vmcases/warm_behaviour.py"
