@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from harness import protocol, splat
@@ -95,3 +98,16 @@ def test_xdist_shards_a_kernel_over_spare_workers():
     sched = KernelScheduling(_Config(), kernels=["6.1.192"], shards=2)
     scopes = {sched._split_scope(f"cases/t.py::test_{i}[6.1.192]") for i in range(40)}
     assert scopes == {"6.1.192#0", "6.1.192#1"}
+
+
+def test_the_guest_side_imports_nothing_of_the_plugin_or_the_hosts_vm_package():
+    """What runs in the VM (harness.guest) loads the protocol, the shared modules and the BPF
+    toolkit only: the plugin's modules reach a warm VM's fork server as data (Serve.preload)."""
+    probe = (
+        "import sys, harness.guest.agent, harness.guest.forkserver, harness.guest.cleanup; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('harness'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = out.stdout.split()
+    assert "harness.guest.forkserver" in loaded
+    assert [m for m in loaded if m.startswith(("harness.plugin", "harness.vm"))] == []
