@@ -64,7 +64,7 @@ _GUEST_MARK = re.compile(r"harness-guest: (.+) at uptime ([\d.]+) s")
 
 
 def guest_marks(text: str) -> dict[str, float]:
-    """The guest agent's start-up steps (harness.vm.guest.mark): step -> guest uptime."""
+    """The guest agent's start-up steps (harness.guest.agent.mark): step -> guest uptime."""
     return {m.group(1): float(m.group(2)) for m in _GUEST_MARK.finditer(text)}
 
 

@@ -2,7 +2,7 @@
 
 - ``PLUGIN_PARTS``: the pytest plugin modules the entry point (``harness.plugin``)
   registers, in order. A new fixture module is added here and nowhere else: the
-  fork server of a warm VM (``harness.vm.forkserver``) imports these once, before
+  fork server of a warm VM (``harness.guest.forkserver``) imports these once, before
   it forks a run.
 - ``PACKAGES``: the distribution's packages, as ``[tool.setuptools] packages`` in
   pyproject.toml lists them (a test holds the two together); the guest imports
@@ -26,6 +26,7 @@ PACKAGES = (
     "harness",
     "harness.bpf",
     "harness.cli",
+    "harness.guest",
     "harness.kernels",
     "harness.plugin",
     "harness.report",

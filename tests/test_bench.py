@@ -138,7 +138,8 @@ def test_timed_run_stamps_a_line_when_its_text_arrived(tmp_path):
 
 def test_the_vng_floor_is_the_launchers_boot_running_true(tmp_path, monkeypatch):
     """bench boots the floor with harness.vm.vng, so it cannot drift from the harness's own boot."""
-    from harness.vm.launcher import VM, VMConfig
+    from harness.vm.launcher import VM
+    from harness.vm.seam import VMConfig
 
     monkeypatch.setenv("HARNESS_VNG", "/bin/echo")  # prints the command line it was given
     bench = measure.Bench(tmp_path, quick=True, quiet_limit=0)
@@ -152,6 +153,6 @@ def test_the_vng_floor_is_the_launchers_boot_running_true(tmp_path, monkeypatch)
     harness = VM(Kernel, cfg, measure.REPO).command()
     floor = bench.vng("floor", image, ["true"])
     assert floor["lines"][0][1].split() == [*harness[1:-1], "true"]
-    assert harness[-2] == "--" and "harness.vm.guest" in harness[-1]
+    assert harness[-2] == "--" and "harness.guest" in harness[-1]
     bare = bench.vng("bare", image, ["true"], **boot.EXPERIMENTS[0][2])
     assert "--verbose" not in bare["lines"][0][1] and vng.APPEND[0] not in bare["lines"][0][1]

@@ -28,8 +28,15 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f}min" if seconds >= 60 else f"{seconds:.0f}s"
 
 
+def _say_refused(refused: list[str]) -> None:
+    for why in refused:
+        print(f"not shown: {why}", file=sys.stderr)
+
+
 def cmd_list(args) -> int:
-    kept = warm.kept_vms()
+    refused: list[str] = []
+    kept = warm.kept_vms(refused=refused)
+    _say_refused(refused)
     if not kept:
         print(f"no warm VMs (state in {warm.state_root()})")
         return 0
@@ -39,12 +46,12 @@ def cmd_list(args) -> int:
     )
     for k in kept:
         r = k.record
-        user = str(r["client"]) if r.get("client") else "-"
-        idle = "-" if r.get("client") else _minutes(now - r["last_used"])
+        user = str(r.client) if r.client else "-"
+        idle = "-" if r.client else _minutes(now - r.last_used)
         print(
-            f"{k.dir.name:<20} {r['kernel']:<14} {r['state']:<8} {_minutes(now - r['started']):>9} "
-            f"{idle:>9} {r['runs']:>5}  {user:<9}  pid {k.pid}, idle timeout {_minutes(r['idle_timeout'])}, "
-            f"{r['accel']} {r['cpus']} vCPU {r['memory']}"
+            f"{k.dir.name:<20} {r.kernel:<14} {r.state:<8} {_minutes(now - r.started):>9} "
+            f"{idle:>9} {r.runs:>5}  {user:<9}  pid {k.pid}, idle timeout {_minutes(r.idle_timeout)}, "
+            f"{r.accel} {r.cpus} vCPU {r.memory}"
         )
     return 0
 
@@ -58,12 +65,14 @@ def cmd_stop(args) -> int:
     if not args.all and not args.kernel:
         print("error: say which warm VMs to stop: a KERNEL (e.g. 6.1) or --all", file=sys.stderr)
         return 2
-    kept = [k for k in warm.kept_vms() if args.all or _matches(k.record["kernel"], args.kernel)]
+    refused: list[str] = []
+    kept = [k for k in warm.kept_vms(refused=refused) if args.all or _matches(k.record.kernel, args.kernel)]
+    _say_refused(refused)
     if not kept:
         print("no warm VM matched" + (f" kernel {args.kernel}" if args.kernel else ""))
         return 0 if args.all else 1
     for k in kept:
         killed = warm.stop(k)
         how = "killed (it did not power off in time)" if killed else "powered off"
-        print(f"{k.dir.name}: {k.record['kernel']} {how}")
+        print(f"{k.dir.name}: {k.record.kernel} {how}")
     return 0

@@ -80,8 +80,8 @@ def bpf_kernel(request) -> str:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """A test that failed on a bpf() error carries its errno and verifier log as data."""
+    from harness import reportattrs  # noqa: PLC0415
     from harness.bpf.libbpf import BPFError  # noqa: PLC0415
-    from harness.plugin import reportattrs  # noqa: PLC0415
 
     report = yield
     if call.excinfo is not None and isinstance(call.excinfo.value, BPFError):

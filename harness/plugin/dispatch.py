@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.plugin import reportattrs
+from harness import reportattrs
 from harness.plugin.items import KernelItem
 from harness.plugin.roles import Role, role
 from harness.vm import accel, pyzip, vng
-from harness.vm.launcher import VM, VMBootError, VMConfig, VMLost
+from harness.vm.launcher import VM
+from harness.vm.seam import GuestVM, VMBootError, VMConfig, VMLost
 from harness.vm.warm import WarmVM
 
 # the guest's own tmpfs, gone with the VM; not under /tmp, which a warm VM cleans after each run
@@ -91,7 +92,7 @@ class Runner:
         self.kernels = kernels  # name -> harness.kernels.Kernel
         self.route = route
         self.vmcfg = vm_config(config, route.run_dir)
-        self.vm: VM | WarmVM | None = None
+        self.vm: GuestVM | None = None
         self.boot_errors: dict[str, str] = {}
         self.refused: dict[str, str | None] = {}  # item id -> why it cannot run (pytest_bpf_cannot_run)
         self.started_ahead: str | None = None  # the item the VM may have started before its Run
@@ -118,7 +119,7 @@ class Runner:
             args += ["-o", f"cache_dir={GUEST_CACHE_DIR}"]
         return args
 
-    def vm_for(self, name: str, session) -> VM | WarmVM:
+    def vm_for(self, name: str, session) -> GuestVM:
         if self.vm is not None and self.vm.kernel.name == name and self.vm.alive:
             return self.vm
         self.close()
@@ -138,7 +139,7 @@ class Runner:
         cases = list(dict.fromkeys(case.nodeid for case in mine))
         files = list(dict.fromkeys(str(case.path) for case in mine))
         cwd = self.config.invocation_params.dir
-        vm: VM | WarmVM
+        vm: GuestVM
         if self.config.option.reuse_vm:
             idle = self.config.option.vm_idle_timeout
             vm = WarmVM(kernel, self.vmcfg, cwd, idle_timeout=idle, say=lambda text: note(self.config, text))

@@ -36,6 +36,6 @@ def pytest_bpf_cannot_run(item) -> str | None:
 
 @hookspec
 def pytest_bpf_vm_booted(config, boot) -> None:
-    """A VM is up and has collected: ``boot`` is a ``harness.vm.launcher.BootRecord``.
+    """A VM is up and has collected: ``boot`` is a ``harness.vm.seam.BootRecord``.
     Called in the process that booted it, and again on the xdist controller when the worker
     that booted it finishes."""

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ids
-from harness.plugin import reportattrs, rundir
+from harness import ids, reportattrs
+from harness.plugin import rundir
 from harness.plugin.roles import vm_mode
 from harness.report import records
 from harness.report.records import CaseRecord, KernelRecord, RunMeta, RunRecord
@@ -77,7 +77,7 @@ class Recorder:
             path = run_dir / "results.json"
         self.path = path.resolve()  # now: a test may chdir before the session ends
         self.vm_kernels: dict = {}  # name -> harness.kernels.Kernel
-        self.boots: list = []  # harness.vm.launcher.BootRecord
+        self.boots: list = []  # harness.vm.seam.BootRecord
         self.cases: dict[str, CaseRecord] = {}
         self.meta = RunMeta(
             started=_now(),

@@ -231,7 +231,7 @@ def pytest_sessionfinish(session):
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
     """xdist controller: what a finished worker booted, told again here."""
-    from harness.vm.launcher import BootRecord  # noqa: PLC0415
+    from harness.vm.seam import BootRecord  # noqa: PLC0415
 
     config = node.config
     for data in getattr(node, "workeroutput", {}).get(BOOTS_KEY, []):

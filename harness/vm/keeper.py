@@ -8,13 +8,13 @@ is killed, however hard, the launcher's reaper takes vng and QEMU with it.
 
 On its socket, the first line of a connection is a request:
 
-- ``{"op": "run", "client": PID, "idle_timeout": S}``: answered (after the
+- ``Request("run", client=PID, idle_timeout=S)``: answered (after the
   boot, if one is under way) with the record, then the connection carries
   the host-guest protocol both ways until the guest reports the run
   ``Cleaned``. A run that left kernel objects behind ends the VM. A client
   that goes away mid-run gets its session ended (``Quit``) for it.
-- ``{"op": "status"}``: the record.
-- ``{"op": "stop"}``: power off now (a run in flight is told ``Lost``).
+- ``Request("status")``: the record.
+- ``Request("stop")``: power off now (a run in flight is told ``Lost``).
 
 With no run attached for ``idle_timeout`` seconds (default 15 minutes) the
 keeper powers the VM off and exits; it exits too when the VM dies.
@@ -23,7 +23,7 @@ keeper powers the VM off and exits; it exits too when the VM dies.
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import os
 import queue
 import signal
@@ -34,10 +34,15 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from harness.vm import protocol, splat
-from harness.vm.launcher import VM, VMBootError, VMConfig
-from harness.vm.warm import write_json
+from harness import parts, protocol
+from harness.vm import records
+from harness.vm.launcher import VM
+from harness.vm.records import Answer, Record, Request, Spec
+from harness.vm.seam import VMBootError, VMLost
 
+# Imported once by the guest's fork server, inherited by each run's child: the plugin every
+# run loads and its parts (harness.parts names them once), and libbpf's binding.
+PRELOAD = ("harness.plugin", *parts.PLUGIN_PARTS, "harness.bpf.libbpf")
 KEEP_LOGS = 4  # console logs of earlier boots kept in the state directory
 POLL = 1.0  # seconds between checks of an idle VM
 
@@ -49,40 +54,21 @@ class Stop(Exception):
 class Keeper:
     def __init__(self, directory: Path):
         self.dir = directory
-        spec = json.loads((directory / "spec.json").read_text())
-        self.spec = spec
-        raw = dict(spec["config"])
-        self.cfg = VMConfig(
-            accel=raw["accel"],
-            memory=raw["memory"],
-            cpus=int(raw["cpus"]),
-            boot_timeout=float(raw["boot_timeout"]),
-            test_timeout=float(raw["test_timeout"]),
-            append=tuple(raw["append"]),
-            results_dir=Path(raw["results_dir"]) if raw["results_dir"] else None,
-            pyzip=tuple(Path(p) for p in raw["pyzip"]),
-            log_dir=directory,
-        )
-        self.idle_timeout = float(spec["idle_timeout"])
+        self.spec = spec = records.load(Spec, directory / "spec.json")
+        self.cfg = spec.vm_config(log_dir=directory)
+        self.idle_timeout = spec.idle_timeout
         self.events: queue.Queue = queue.Queue()
         self.stopping = threading.Event()
         self.vm: VM | None = None
-        self.record: dict = {
-            "v": 1,
-            "pid": os.getpid(),
-            "kernel": spec["kernel"],
-            "image": spec["image"],
-            "accel": self.cfg.accel,
-            "memory": self.cfg.memory,
-            "cpus": self.cfg.cpus,
-            "state": "booting",
-            "started": time.time(),
-            "last_used": time.time(),
-            "runs": 0,
-            "client": None,
-            "idle_timeout": self.idle_timeout,
-            "console_log": None,
-        }
+        self.record = Record(
+            pid=os.getpid(),
+            kernel=spec.kernel,
+            image=spec.image,
+            accel=self.cfg.accel,
+            memory=self.cfg.memory,
+            cpus=self.cfg.cpus,
+            idle_timeout=self.idle_timeout,
+        )
 
     # -- main -----------------------------------------------------------------
 
@@ -123,13 +109,13 @@ class Keeper:
         raise Stop()
 
     def _boot(self) -> bool:
-        kernel = SimpleNamespace(name=self.spec["kernel"], image=Path(self.spec["image"]))
-        vm = VM(kernel, self.cfg, Path(self.spec["cwd"]))
+        kernel = SimpleNamespace(name=self.spec.kernel, image=Path(self.spec.image))
+        vm = VM(kernel, self.cfg, Path(self.spec.cwd))
         self.vm = vm
-        self.record["console_log"] = str(vm.log_path)
+        self.record.console_log = str(vm.log_path)
         self._save()
         started = vm.launch()
-        vm.send(protocol.Serve())
+        vm.send(protocol.Serve(preload=list(PRELOAD)))
         try:
             msg = vm.await_boot()
             if not isinstance(msg, protocol.Serving):
@@ -139,7 +125,8 @@ class Keeper:
             self.vm = None
             self._refuse_waiting(str(exc), exc.exited)
             return False
-        self.record.update(
+        self.record = dataclasses.replace(
+            self.record,
             state="ready",
             release=msg.release,
             boot_seconds=round(time.monotonic() - started, 2),
@@ -153,7 +140,7 @@ class Keeper:
     def _serve(self) -> str:
         """Serve runs until idle, stopped, or the VM must go; returns why it ended."""
         while True:
-            idle_left = self.record["last_used"] + self.idle_timeout - time.time()
+            idle_left = self.record.last_used + self.idle_timeout - time.time()
             try:
                 event = self.events.get(timeout=max(0.0, min(idle_left, POLL)))
             except queue.Empty:
@@ -166,20 +153,20 @@ class Keeper:
             if kind == "stop":
                 return "stop"
             keep = self._run(conn, hello)
-            self.record.update(client=None, last_used=time.time())
+            self.record = dataclasses.replace(self.record, client=None, last_used=time.time())
             self._save()
             if not keep:
                 return "the run ended the VM"
 
     # -- one run ----------------------------------------------------------------
 
-    def _run(self, conn: socket.socket, hello: dict) -> bool:
+    def _run(self, conn: socket.socket, hello: Request) -> bool:
         """Relay one run between its client and the guest; False if the VM must not serve again."""
         vm = self.vm
         assert vm is not None
-        if hello.get("idle_timeout"):
-            self.idle_timeout = float(hello["idle_timeout"])
-        self.record.update(client=hello.get("client"), idle_timeout=self.idle_timeout)
+        if hello.idle_timeout:
+            self.idle_timeout = hello.idle_timeout
+        self.record = dataclasses.replace(self.record, client=hello.client, idle_timeout=self.idle_timeout)
         self._save()
         state = {"forked": False, "cleaned": False}
         gone = threading.Event()
@@ -199,7 +186,7 @@ class Keeper:
                 vm.send(protocol.Quit())  # the client died: end its session for it
 
         try:
-            conn.sendall((json.dumps({"ok": True, **self.record}) + "\n").encode())
+            conn.sendall(self._answer(ok=True))
         except OSError:
             conn.close()
             return True
@@ -211,8 +198,11 @@ class Keeper:
                     self._tell(conn, protocol.Lost("stopped by `python -m harness vm stop`", "", None))
                     return False
                 try:
-                    msg = vm._messages.get(timeout=POLL)
-                except queue.Empty:
+                    msg = vm.poll(POLL)
+                except VMLost as lost:
+                    self._tell(conn, protocol.Lost(lost.reason, lost.console, str(lost.log)))
+                    return False
+                if msg is None:
                     if gone.is_set():
                         if not state["forked"]:
                             return True
@@ -220,14 +210,11 @@ class Keeper:
                         if time.monotonic() - abandoned_at > self.cfg.test_timeout + 30:
                             return False  # a hung test nobody waits for
                     continue
-                if msg is None:
-                    self._tell(conn, self._lost())
-                    return False
                 if isinstance(msg, protocol.Cleaned):
                     state["cleaned"] = True
-                    self.record["runs"] += 1
+                    self.record.runs += 1
                     if msg.leftovers:
-                        self.record["state"] = "unclean"
+                        self.record.state = "unclean"
                 self._tell(conn, msg)
                 if isinstance(msg, protocol.Cleaned):
                     return not msg.leftovers
@@ -235,16 +222,6 @@ class Keeper:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
-
-    def _lost(self) -> protocol.Lost:
-        vm = self.vm
-        assert vm is not None and vm.proc is not None
-        for t in vm._threads:
-            t.join(5)
-        vm.proc.wait()
-        tail = list(vm._tail)
-        reason = f"{splat.classify(tail)} (vng exit status {vm.proc.returncode})"
-        return protocol.Lost(reason, splat.find(tail) or vm.console_tail(), str(vm.log_path))
 
     @staticmethod
     def _tell(conn: socket.socket, msg) -> None:
@@ -266,21 +243,22 @@ class Keeper:
             conn.settimeout(10)
             line = conn.makefile("rb").readline()
             conn.settimeout(None)
-            hello = json.loads(line)
-            op = hello.get("op")
-        except (OSError, ValueError, AttributeError):
+            hello = records.decode(Request, line, "a request to the keeper")
+        except (OSError, records.RecordError) as exc:
+            print(f"keeper {os.getpid()}: {exc}", flush=True)
             conn.close()
             return
+        op = hello.op
         if op == "run":
             self.events.put(("run", conn, hello))
             return
         with contextlib.suppress(OSError):
-            conn.sendall((json.dumps({"ok": op in ("status", "stop"), **self.record}) + "\n").encode())
+            conn.sendall(self._answer(ok=op in ("status", "stop")))
         conn.close()
         if op == "stop":
             self.stopping.set()
-            self.events.put(("stop", None, {}))
-            if self.record["state"] == "booting":  # the main thread waits for the boot
+            self.events.put(("stop", None, None))
+            if self.record.state == "booting":  # the main thread waits for the boot
                 os.kill(os.getpid(), signal.SIGTERM)
 
     def _refuse_waiting(self, error: str, exited: bool) -> None:
@@ -292,15 +270,18 @@ class Keeper:
             except queue.Empty:
                 return
             if conn is not None:
-                answer = {"ok": False, "error": error, "exited": exited, **self.record}
                 with contextlib.suppress(OSError):
-                    conn.sendall((json.dumps(answer) + "\n").encode())
+                    conn.sendall(self._answer(ok=False, error=error, exited=exited))
                 conn.close()
 
     # -- state ----------------------------------------------------------------------
 
     def _save(self) -> None:
-        write_json(self.dir / "record.json", self.record)
+        records.save(self.dir / "record.json", self.record)
+
+    def _answer(self, ok: bool, error: str | None = None, exited: bool = False) -> bytes:
+        answer = Answer(ok=ok, record=self.record, error=error, exited=exited)
+        return (records.encode(answer) + "\n").encode()
 
     def _prune_logs(self) -> None:
         logs = sorted(self.dir.glob("*.console.log"), key=lambda p: p.stat().st_mtime)
@@ -313,7 +294,12 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m harness.vm.keeper STATE_DIR", file=sys.stderr)
         return 2
-    return Keeper(Path(argv[0])).main()
+    try:
+        keeper = Keeper(Path(argv[0]))
+    except (OSError, records.RecordError) as exc:
+        print(f"keeper {os.getpid()}: cannot start: {exc}", file=sys.stderr)
+        return 2
+    return keeper.main()
 
 
 if __name__ == "__main__":

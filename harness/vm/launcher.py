@@ -1,6 +1,6 @@
 """One throwaway VM: ``vng`` as a subprocess, the protocol over its stdio, watchdogs, reaping.
 
-The guest agent (``harness.vm.guest``) speaks the protocol on the VM's standard
+The guest agent (``harness.guest``) speaks the protocol on the VM's standard
 input and output, which virtme-ng carries over virtio-serial ports; the kernel
 console comes back on standard error (``vng -v``) and is kept in a log file.
 Every VM runs in its own process group, so one ``killpg`` takes vng, its
@@ -22,10 +22,11 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from harness.vm import protocol, pvh, splat, vng
+from harness import protocol, splat
+from harness.vm import pvh, vng
+from harness.vm.seam import Conversation, VMBootError, VMConfig, VMLost
 
 CONSOLE_TAIL = 300  # lines of console kept in memory for reports
 
@@ -43,73 +44,21 @@ except OSError:
 _serial = itertools.count(1)
 
 
-class VMError(Exception):
-    """Something about a VM went wrong (as opposed to a test failing in it)."""
-
-
-class VMBootError(VMError):
-    """The VM never reached the point where it could run tests."""
-
-    def __init__(self, message: str, exited: bool = False):
-        super().__init__(message)
-        self.exited = exited  # it died rather than hung: worth one more try
-
-
-class VMLost(VMError):
-    """The VM died or stopped answering while it was running a test."""
-
-    def __init__(self, reason: str, console: str, log: Path | None):
-        self.reason = reason
-        self.console = console
-        self.log = log
-        where = f"\nfull console: {log}" if log else ""
-        super().__init__(f"VM lost: {reason}{where}\n--- console (last lines) ---\n{console}")
-
-
-@dataclass(frozen=True)
-class VMConfig:
-    accel: str = "tcg"
-    memory: str = "1G"
-    cpus: int = 2
-    boot_timeout: float = 300.0
-    test_timeout: float = 300.0
-    log_dir: Path = Path("results") / "vm-logs"
-    append: tuple[str, ...] = vng.APPEND
-    results_dir: Path | None = None  # writable in the guest, as $HARNESS_RESULTS_DIR
-    pyzip: tuple[Path, ...] = ()  # see harness.vm.pyzip
-    run_ahead: bool = False  # Run.ahead: the guest may start the next test early (dispatch.run_ahead)
-    pvh_boot: bool = True  # boot the uncompressed vmlinux through QEMU's PVH entry where the kernel has one
-
-
-@dataclass(frozen=True)
-class BootRecord:
-    """A VM that came up: what the results file and the summary say about it."""
-
-    kernel: str  # the name test ids carry
-    release: str  # uname -r in the guest
-    version: str  # uname -v in the guest
-    accel: str
-    boot_seconds: float
-    console_log: str
-    v: int = 1
-
-
-class VM:
+class VM(Conversation):
     """A booted kernel that runs tests on request. Use ``start``, ``run``, ``close``."""
 
     def __init__(self, kernel, cfg: VMConfig, cwd: Path):
+        super().__init__()
         self.kernel = kernel
         self.cfg = cfg
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
-        self.ready: protocol.Ready | None = None
-        self.boot_seconds: float | None = None
         self._messages: queue.Queue = queue.Queue()
         self._tail: collections.deque[str] = collections.deque(maxlen=CONSOLE_TAIL)
         self._threads: list[threading.Thread] = []
         self._home = tempfile.TemporaryDirectory(prefix="bpf-harness-vng-")
         cfg.log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = cfg.log_dir / f"{kernel.name}-{os.getpid()}-{next(_serial)}.console.log"
+        self.log_path: Path = cfg.log_dir / f"{kernel.name}-{os.getpid()}-{next(_serial)}.console.log"
 
     # -- life cycle ---------------------------------------------------------
 
@@ -142,23 +91,8 @@ class VM:
         ``initial`` and ``files``: the host's collection arguments and the cases' files
         (protocol.Start)."""
         started = self.launch()
-        self.send(
-            protocol.Start(
-                args=args,
-                kernel=self.kernel.name,
-                collect=collect,
-                plugins=plugins,
-                initial=initial,
-                files=files,
-            )
-        )
-        msg = self.await_boot()
-        if not isinstance(msg, protocol.Ready):
-            self.kill()
-            raise VMBootError(f"expected Ready from the guest, got {msg!r}")
-        self.boot_seconds = time.monotonic() - started
-        self.ready = msg
-        return msg
+        self.send(self.start_message(args, collect, plugins, initial, files))
+        return self.accept_ready(self.await_boot(), started)
 
     def launch(self) -> float:
         """Start vng and the reaper; returns the monotonic time it started."""
@@ -190,7 +124,7 @@ class VM:
     def await_boot(self):
         """The guest's first answer; VMBootError (and the VM killed) if it fails or never comes."""
         try:
-            msg = self._receive(self.cfg.boot_timeout)
+            msg = self.receive(self.cfg.boot_timeout)
         except VMLost as lost:
             self.kill()
             hint = ""
@@ -205,10 +139,6 @@ class VM:
             self.kill()
             raise VMBootError(f"the guest agent on {self.kernel.name} failed:\n{msg.message}")
         return msg
-
-    def run(self, nodeid: str, next_nodeid: str | None = None) -> protocol.Done:
-        """Run one test; raises VMLost (and kills the VM) if it dies or hangs."""
-        return run_one(self, nodeid, next_nodeid)
 
     def close(self, grace: float = 20.0) -> None:
         """Ask the guest to power off; kill the process group if it does not."""
@@ -258,17 +188,6 @@ class VM:
         self._log.close()
         self._home.cleanup()
 
-    def boot_record(self) -> BootRecord:
-        assert self.ready is not None and self.boot_seconds is not None, "boot_record() before start()"
-        return BootRecord(
-            kernel=self.kernel.name,
-            release=self.ready.release,
-            version=self.ready.version,
-            accel=self.cfg.accel,
-            boot_seconds=round(self.boot_seconds, 2),
-            console_log=str(self.log_path),
-        )
-
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -286,16 +205,13 @@ class VM:
         except OSError:
             pass  # the reader notices the VM went away and reports it
 
-    def _receive(self, timeout: float):
+    def poll(self, timeout: float):
+        """The guest's next message, or None after ``timeout`` s; VMLost if the VM died or broke
+        the protocol (with what its console says: the panic, if there was one)."""
         try:
             msg = self._messages.get(timeout=timeout)
         except queue.Empty:
-            raise VMLost(
-                f"no answer within {timeout:.0f} s (the guest hangs; the timeout is "
-                "--vm-test-timeout / --vm-boot-timeout)",
-                self.console_tail(),
-                self.log_path,
-            ) from None
+            return None
         if msg is None:
             assert self.proc is not None  # messages come only from a started VM
             for t in self._threads:
@@ -335,20 +251,3 @@ class VM:
             line = raw.decode(errors="replace")
             log.write(line)
             self._tail.append(line.rstrip("\n"))
-
-
-def run_one(vm, nodeid: str, next_nodeid: str | None) -> protocol.Done:
-    """Run one test in a VM or a warm VM (harness.vm.warm): its Done, or VMLost with the VM killed."""
-    vm.send(protocol.Run(nodeid=nodeid, next=next_nodeid, ahead=vm.cfg.run_ahead))
-    try:
-        msg = vm._receive(vm.cfg.test_timeout)
-    except VMLost:
-        vm.kill()
-        raise
-    if isinstance(msg, protocol.Fatal):
-        vm.kill()
-        raise VMLost(f"guest agent failed: {msg.message}", vm.console_tail(), vm.log_path)
-    if not isinstance(msg, protocol.Done) or msg.nodeid != nodeid:
-        vm.kill()
-        raise VMLost(f"protocol out of step: got {msg!r}", vm.console_tail(), vm.log_path)
-    return msg

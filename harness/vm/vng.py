@@ -102,7 +102,7 @@ def guest_command(results_dir: Path | None = None, pyzips: Sequence[Path] = ()) 
     ``-P``: the harness comes from its zip even when the working directory is
     a checkout of the harness; the agent puts the directory back first on
     ``sys.path`` for the tests, as ``python -m pytest`` does."""
-    agent = shlex.join([sys.executable, "-B", "-P", "-m", "harness.vm.guest"])
+    agent = shlex.join([sys.executable, "-B", "-P", "-m", "harness.guest"])
     env = []
     if quick_init():  # the shims are for init alone: tests get udev's and systemd's own tools
         env.append(f'PATH="${{PATH#{INIT_SHIMS}:}}"')

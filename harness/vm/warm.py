@@ -12,13 +12,16 @@ in its own session. Its state lives in a directory per VM::
                           when that run dies, however it dies
         *.console.log     the VM's console, one file per boot
 
+spec.json, record.json and what goes over the socket before the protocol are
+versioned records (harness.vm.records).
+
 The settings key hashes everything a booted guest cannot change afterwards:
 the kernel image, accel, memory, vCPUs, kernel command line, the harness
 version and sources, the interpreter and its module zip, and the writable
 results directory. A run whose settings differ gets another VM; a run that
 finds its VM busy boots another slot and says so.
 
-``WarmVM`` has the interface of ``launcher.VM`` that the dispatcher uses.
+``WarmVM`` is, like ``launcher.VM``, what the dispatcher needs of a VM (``seam.GuestVM``).
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from harness.vm import protocol
-from harness.vm.launcher import BootRecord, VMBootError, VMConfig, VMError, VMLost, run_one
+from harness import protocol
+from harness.vm import records
+from harness.vm.records import Answer, Record, Request, Spec
+from harness.vm.seam import Conversation, VMBootError, VMConfig, VMError, VMLost
 
 STATE_ENV = "HARNESS_VM_STATE_DIR"
 DEFAULT_IDLE_TIMEOUT = 900.0  # seconds; a warm VM holds 1 GiB and, under TCG, some CPU
@@ -109,26 +114,13 @@ def settings_key(image: Path, cfg: VMConfig) -> str:
         "pyzip": [str(p) for p in cfg.pyzip],
         "harness": harness_fingerprint(),
         "rwdir": str(cfg.results_dir),
-        # the guest's fork server reads the installed distributions once (forkserver.freeze_distributions)
+        # the guest's fork server reads the installed distributions once (harness.guest.forkserver.freeze_distributions)
         "site": [_mtime(Path(p)) for p in sys.path if p.endswith(("site-packages", "dist-packages"))],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # -- records -------------------------------------------------------------------
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def keeper_alive(pid: int) -> bool:
@@ -145,20 +137,30 @@ class Kept:
     """A warm VM as `vm list` shows it."""
 
     dir: Path
-    record: dict
+    record: Record
 
     @property
     def pid(self) -> int:
-        return int(self.record["pid"])
+        return self.record.pid
 
 
-def kept_vms(root: Path | None = None) -> list[Kept]:
-    """Every warm VM whose keeper runs; records of dead keepers are removed."""
+def kept_vms(root: Path | None = None, refused: list[str] | None = None) -> list[Kept]:
+    """Every warm VM whose keeper runs; records of dead keepers are removed.
+
+    A record of another harness version is left alone (its keeper may run): what
+    ``records.FormatError`` says of it goes to ``refused``, if given."""
     root = root or state_root()
     found = []
     for record_path in sorted(root.glob("*/record.json")):
-        record = read_json(record_path)
-        if record and keeper_alive(int(record.get("pid", 0))):
+        try:
+            record = records.load(Record, record_path)
+        except records.FormatError as exc:
+            if refused is not None:
+                refused.append(str(exc))
+            continue
+        except (OSError, records.RecordError):
+            record = None
+        if record and keeper_alive(record.pid):
             found.append(Kept(record_path.parent, record))
         else:
             with contextlib.suppress(OSError):
@@ -166,22 +168,22 @@ def kept_vms(root: Path | None = None) -> list[Kept]:
     return found
 
 
-def request(directory: Path, op: dict, timeout: float = 10.0) -> dict:
-    """One control request to a keeper: {"op": "status"} or {"op": "stop"}."""
+def request(directory: Path, op: Request, timeout: float = 10.0) -> Answer:
+    """One control request to a keeper: ``Request("status")`` or ``Request("stop")``."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(str(directory / "sock"))
-        sock.sendall((json.dumps(op) + "\n").encode())
+        sock.sendall((records.encode(op) + "\n").encode())
         line = sock.makefile("rb").readline()
     if not line:
         raise OSError("the keeper closed the connection")
-    return json.loads(line)
+    return records.decode(Answer, line, f"the answer of the keeper in {directory}")
 
 
 def stop(kept: Kept, timeout: float = 60.0) -> bool:
     """Ask the keeper to power its VM off; kill it if it does not go. True if it had to be killed."""
-    with contextlib.suppress(OSError, ValueError):
-        request(kept.dir, {"op": "stop"})
+    with contextlib.suppress(OSError, records.RecordError):
+        request(kept.dir, Request("stop"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not keeper_alive(kept.pid):
@@ -196,8 +198,8 @@ def stop(kept: Kept, timeout: float = 60.0) -> bool:
 # -- the client side of one run --------------------------------------------------
 
 
-class WarmVM:
-    """A kept VM used by this run: same surface as ``launcher.VM`` (start, run, close, kill)."""
+class WarmVM(Conversation):
+    """A kept VM used by this run: to dispatch, a VM like ``launcher.VM`` (``seam.GuestVM``)."""
 
     def __init__(
         self,
@@ -208,6 +210,7 @@ class WarmVM:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         say: Callable[[str], None] = print,
     ):
+        super().__init__()
         self.kernel = kernel
         self.cwd = cwd
         self.idle_timeout = idle_timeout
@@ -217,8 +220,6 @@ class WarmVM:
         self.run_results = cfg.results_dir
         rwdir = cfg.results_dir.parent if cfg.results_dir is not None else None
         self.cfg = dataclasses.replace(cfg, results_dir=rwdir)
-        self.ready: protocol.Ready | None = None
-        self.boot_seconds: float | None = None
         self.log_path: Path | None = None
         self.cleaned: protocol.Cleaned | None = None
         self.dir = Path()  # the VM's state directory, once claimed
@@ -242,18 +243,19 @@ class WarmVM:
         started = time.monotonic()
         key = settings_key(self.kernel.image, self.cfg)
         self.dir, busy = self._claim(key)
-        record = read_json(self.dir / "record.json")
+        record = self._record(self.dir)
         spawned = None
-        if record and keeper_alive(int(record["pid"])):
-            age = time.time() - record.get("started", time.time())
+        if record and keeper_alive(record.pid):
+            age = time.time() - record.started
             self.say(
                 f"reusing warm VM {self.dir.name} for {self.kernel.name} "
-                f"(up {age / 60:.1f} min, runs served: {record.get('runs', 0)})"
+                f"(up {age / 60:.1f} min, runs served: {record.runs})"
             )
         else:
             why = ""
             if busy:
-                holder = (read_json(busy[0] / "record.json") or {}).get("client")
+                other = self._record(busy[0])
+                holder = other.client if other else None
                 why = f"; warm VM {busy[0].name} is in use" + (f" by pid {holder}" if holder else "")
             self.say(
                 f"booting {self.kernel.name} ({self.cfg.accel.upper()}, {self.cfg.cpus} vCPU, "
@@ -265,27 +267,18 @@ class WarmVM:
         except VMBootError:
             self._release()
             raise
-        self._keeper_pid = hello["pid"]
-        self.log_path = Path(hello["console_log"])
-        if not hello.get("ok"):
+        self._keeper_pid = hello.record.pid
+        self.log_path = Path(hello.record.console_log) if hello.record.console_log else None
+        if not hello.ok:
             self._release()
-            raise VMBootError(hello.get("error", "the keeper refused"), exited=hello.get("exited", False))
+            raise VMBootError(hello.error or "the keeper refused", exited=hello.exited)
         env = {"HARNESS_RESULTS_DIR": str(self.run_results)} if self.run_results else {}
         if os.environ.get(PROFILE_ENV):  # a profile of the run's start-up, for bench/warm.py
             env[PROFILE_ENV] = os.environ[PROFILE_ENV]
         self.send(protocol.Fork(cwd=str(self.cwd), env=env))
-        self.send(
-            protocol.Start(
-                args=args,
-                kernel=self.kernel.name,
-                collect=collect,
-                plugins=plugins,
-                initial=initial,
-                files=files,
-            )
-        )
+        self.send(self.start_message(args, collect, plugins, initial, files))
         try:
-            msg = self._receive(self.cfg.boot_timeout)
+            msg = self.receive(self.cfg.boot_timeout)
         except VMLost as lost:
             raise VMBootError(
                 f"warm VM {self.dir.name} lost while starting the run: {lost}", exited=True
@@ -293,15 +286,7 @@ class WarmVM:
         if isinstance(msg, protocol.Fatal):
             self.close()
             raise VMBootError(f"the guest agent on {self.kernel.name} failed:\n{msg.message}")
-        if not isinstance(msg, protocol.Ready):
-            self.kill()
-            raise VMBootError(f"expected Ready from the warm VM, got {msg!r}")
-        self.boot_seconds = time.monotonic() - started
-        self.ready = msg
-        return msg
-
-    def run(self, nodeid: str, next_nodeid: str | None = None) -> protocol.Done:
-        return run_one(self, nodeid, next_nodeid)
+        return self.accept_ready(msg, started, "the warm VM")
 
     def close(self, grace: float | None = None) -> None:
         """End this run's session in the guest and wait for its clean-up; the VM stays up."""
@@ -312,7 +297,7 @@ class WarmVM:
         deadline = time.monotonic() + (grace or self.cfg.test_timeout)
         try:
             while True:
-                msg = self._receive(max(0.1, deadline - time.monotonic()))
+                msg = self.receive(max(0.1, deadline - time.monotonic()))
                 if isinstance(msg, protocol.Cleaned):
                     self.cleaned = msg
                     break
@@ -342,17 +327,6 @@ class WarmVM:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
         self._release()
-
-    def boot_record(self) -> BootRecord:
-        assert self.ready is not None and self.boot_seconds is not None
-        return BootRecord(
-            kernel=self.kernel.name,
-            release=self.ready.release,
-            version=self.ready.version,
-            accel=self.cfg.accel,
-            boot_seconds=round(self.boot_seconds, 2),
-            console_log=str(self.log_path),
-        )
 
     @property
     def alive(self) -> bool:
@@ -387,27 +361,19 @@ class WarmVM:
             "stop some (python -m harness vm stop) or run without --reuse-vm"
         )
 
+    @staticmethod
+    def _record(directory: Path) -> Record | None:
+        """The keeper's record in a state directory, if one of this harness is there."""
+        try:
+            return records.load(Record, directory / "record.json")
+        except (OSError, records.RecordError):
+            return None
+
     def _spawn_keeper(self) -> subprocess.Popen:
         for stale in ("sock", "record.json"):
             with contextlib.suppress(FileNotFoundError):
                 (self.dir / stale).unlink()
-        spec = {
-            "kernel": self.kernel.name,
-            "image": str(self.kernel.image),
-            "cwd": str(self.cwd),
-            "idle_timeout": self.idle_timeout,
-            "config": {
-                "accel": self.cfg.accel,
-                "memory": self.cfg.memory,
-                "cpus": self.cfg.cpus,
-                "boot_timeout": self.cfg.boot_timeout,
-                "test_timeout": self.cfg.test_timeout,
-                "append": list(self.cfg.append),
-                "results_dir": str(self.cfg.results_dir) if self.cfg.results_dir else None,
-                "pyzip": [str(p) for p in self.cfg.pyzip],
-            },
-        }
-        write_json(self.dir / "spec.json", spec)
+        records.save(self.dir / "spec.json", Spec.of(self.kernel, self.cwd, self.idle_timeout, self.cfg))
         with open(self.dir / "keeper.log", "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", KEEPER_MODULE, str(self.dir)],
@@ -420,7 +386,7 @@ class WarmVM:
         threading.Thread(target=proc.wait, daemon=True).start()  # no zombie while this run lives
         return proc
 
-    def _connect(self, spawned: subprocess.Popen | None) -> dict:
+    def _connect(self, spawned: subprocess.Popen | None) -> Answer:
         path = str(self.dir / "sock")
         deadline = time.monotonic() + STARTUP_SECONDS
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -437,8 +403,8 @@ class WarmVM:
                         exited=True,
                     ) from None
                 time.sleep(0.05)
-        hello = {"op": "run", "client": os.getpid(), "idle_timeout": self.idle_timeout}
-        sock.sendall((json.dumps(hello) + "\n").encode())
+        hello = Request("run", client=os.getpid(), idle_timeout=self.idle_timeout)
+        sock.sendall((records.encode(hello) + "\n").encode())
         # the keeper answers once its VM is up: a boot's worth of waiting
         sock.settimeout(self.cfg.boot_timeout + 60)
         stream = sock.makefile("rb")
@@ -453,10 +419,15 @@ class WarmVM:
                 f"{self.dir / 'keeper.log'}",
                 exited=True,
             )
+        try:
+            answer = records.decode(Answer, line, f"the answer of the keeper of warm VM {self.dir.name}")
+        except records.RecordError as exc:
+            sock.close()
+            raise VMBootError(str(exc)) from None
         sock.settimeout(None)
         self._sock = sock
         threading.Thread(target=self._read_messages, args=(stream,), daemon=True).start()
-        return json.loads(line)
+        return answer
 
     def send(self, msg) -> None:
         if self._sock is None:
@@ -475,16 +446,12 @@ class WarmVM:
             pass
         self._messages.put(None)
 
-    def _receive(self, timeout: float):
+    def poll(self, timeout: float):
+        """The guest's next message, or None after ``timeout`` s; VMLost if the VM or its keeper is gone."""
         try:
             msg = self._messages.get(timeout=timeout)
         except queue.Empty:
-            raise VMLost(
-                f"no answer within {timeout:.0f} s (the guest hangs; the timeout is "
-                "--vm-test-timeout / --vm-boot-timeout)",
-                self.console_tail(),
-                self.log_path,
-            ) from None
+            return None
         if isinstance(msg, protocol.Lost):
             raise VMLost(msg.reason, msg.console, Path(msg.log) if msg.log else self.log_path)
         if msg is None:

@@ -20,10 +20,11 @@ import pytest
 from _pytest.reports import pytest_report_to_serializable  # as the guest serialises
 
 import harness.kernels
+from harness import protocol
 from harness.bpf import context
 from harness.plugin import dispatch, roles, rundir
 from harness.plugin.items import KernelItem
-from harness.vm import preflight, protocol
+from harness.vm import preflight
 from harness.vm.launcher import BootRecord, VMLost
 
 KERNELS = ("6.1.192", "6.12.117")

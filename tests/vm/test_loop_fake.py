@@ -24,9 +24,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from harness import ids
-from harness.vm import preflight, protocol
-from harness.vm.launcher import VM, VMConfig, VMLost
+from harness import ids, protocol
+from harness.vm import preflight
+from harness.vm.launcher import VM
+from harness.vm.seam import VMConfig, VMLost
 from tests.vmtools import ROOT, run_pytest, vm_processes
 
 pytestmark = pytest.mark.slow  # pytest sessions through the fake vng: root, seconds a test

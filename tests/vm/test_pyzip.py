@@ -21,7 +21,7 @@ def test_the_harness_zip_holds_every_package_of_the_distribution(tmp_path):
     assert list(parts.PACKAGES) == declared
     target = pyzip.harness_zip(tmp_path)
     names = set(zipfile.ZipFile(target).namelist())
-    for member in ("harness/vm/guest.py", "harness/vm/guest.pyc", "harness/kernels/catalog.toml"):
+    for member in ("harness/guest/agent.py", "harness/guest/agent.pyc", "harness/kernels/catalog.toml"):
         assert member in names
     assert pyzip.harness_zip(tmp_path) == target  # unchanged sources: the same zip, not rebuilt
 
@@ -35,7 +35,7 @@ def test_the_guest_agent_imports_from_the_zips_and_keeps_the_tests_directory_fir
     (tmp_path / "harness" / "__init__.py").write_text("raise ImportError('the checkout, not the zip')\n")
     (tmp_path / "mine.py").write_text("")
     probe = (
-        "import sys, harness.vm.guest as g; sys.path.insert(0, __import__('os').getcwd()); "
+        "import sys, harness.guest.agent as g; sys.path.insert(0, __import__('os').getcwd()); "
         "import mine; print(g.__file__, g.__loader__.__class__.__name__, mine.__file__)"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, zips))}

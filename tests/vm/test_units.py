@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
+from harness import protocol, splat
 from harness.plugin.scheduler import KernelScheduling
-from harness.vm import accel, protocol, splat
+from harness.vm import accel
 
 
 def test_protocol_round_trip():
@@ -103,3 +107,16 @@ def test_vm_stop_takes_the_exact_name_an_upstream_version_or_a_series():
         assert _matches("6.1.192-3", spec), spec
     for spec in ("6.1.19", "6.1.192-2", "6.12", "7"):
         assert not _matches("6.1.192-3", spec), spec
+
+
+def test_the_guest_side_imports_nothing_of_the_plugin_or_the_hosts_vm_package():
+    """What runs in the VM (harness.guest) loads the protocol, the shared modules and the BPF
+    toolkit only: the plugin's modules reach a warm VM's fork server as data (Serve.preload)."""
+    probe = (
+        "import sys, harness.guest.agent, harness.guest.forkserver, harness.guest.cleanup; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('harness'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = out.stdout.split()
+    assert "harness.guest.forkserver" in loaded
+    assert [m for m in loaded if m.startswith(("harness.plugin", "harness.vm"))] == []

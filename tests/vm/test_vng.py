@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.vm import vng
-from harness.vm.launcher import VM, VMConfig
+from harness.vm.launcher import VM
+from harness.vm.seam import VMConfig
 from tests.vm import fakevng
 
 
@@ -68,4 +69,4 @@ def test_the_launchers_command_is_one_the_fake_accepts(monkeypatch, tmp_path):
         f"cp -- {tmp_path / 'py.zip'} {vng.GUEST_PYZIP.format(1)} && "
     )
     assert args.script[0].startswith(copies)
-    assert args.script[0].endswith("-B -P -m harness.vm.guest")
+    assert args.script[0].endswith("-B -P -m harness.guest")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.vm import warm
-from harness.vm.launcher import VMConfig
+from harness.vm import records, warm
+from harness.vm.seam import VMConfig
 from tests.vmtools import ROOT, junit_outcomes, require_vm_host, vm_processes
 
 CASES = "tests/vmcases/warm_behaviour.py"
@@ -121,7 +121,16 @@ def test_vm_commands_without_warm_vms(tmp_path):
 def test_records_of_dead_keepers_are_not_listed(tmp_path):
     vm_dir = tmp_path / "vms" / "0123456789abcdef-0"
     vm_dir.mkdir(parents=True)
-    warm.write_json(vm_dir / "record.json", {"pid": os.getpid(), "kernel": "6.1.192-3"})  # not a keeper
+    not_a_keeper = records.Record(
+        pid=os.getpid(),
+        kernel="6.1.192-3",
+        image="vmlinuz",
+        accel="tcg",
+        memory="1G",
+        cpus=2,
+        idle_timeout=900,
+    )
+    records.save(vm_dir / "record.json", not_a_keeper)
     assert warm.kept_vms(tmp_path / "vms") == []
     assert not (vm_dir / "record.json").exists()
 

@@ -1,53 +1,38 @@
-"""Inside a warm VM: a parent that imported pytest once forks a fresh child per run, then cleans up.
+"""Inside a warm VM, after each run: kill what the run left running and remove what it created.
 
-The guest agent becomes this server when the host's first message is
-``Serve`` (``pytest --reuse-vm``). The parent imports what every run needs
-(pytest, the harness plugin, libbpf through ctypes), notes the kernel objects
-that exist right after boot, and waits. For each run the host sends ``Fork``:
-the child changes to the run's directory, takes the run's ``Start`` and runs
-one pytest session exactly as a one-shot agent would, so the user's test
-files are imported fresh (an edit on the host is seen by the next run) and
-no Python state crosses runs.
-
-When the child exits, the parent kills every process the run left running
-(the parent is a child subreaper, so a process that escaped with ``setsid``
-or a double fork is still its descendant), compares BPF programs, maps and
-links (by id), bpffs pins, cgroups and the scratch directories (``/tmp``,
-``/dev/shm``) with the post-boot baseline, removes what the run created
-(whatever was attached to a pin or cgroup goes with it) and reports
-``Cleaned``. Objects that still exist after that are held
-somewhere the parent cannot see (a program attached with the legacy API to
-a cgroup that existed at boot, a process that escaped): they are reported as
-leftovers, and the host powers this VM off so the next run boots fresh.
+The fork server (harness.guest.forkserver) takes a ``snapshot`` right after
+boot; when a run's child exits, ``clean`` kills every process the run left
+running (the fork server is a child subreaper, so a process that escaped
+with ``setsid`` or a double fork is still its descendant), compares BPF
+programs, maps and links (by id), bpffs pins, cgroups and the scratch
+directories (``/tmp``, ``/dev/shm``) with the snapshot, removes what the run
+created (whatever was attached to a pin or cgroup goes with it) and says in
+``Cleaned`` what it removed and what it could not: objects held somewhere it
+cannot see (a program attached with the legacy API to a cgroup that existed
+at boot, a process that escaped) are leftovers, and the host powers the VM
+off so the next run boots fresh.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-import traceback
 from dataclasses import dataclass
 
-from harness.vm import protocol
+from harness import protocol
+from harness.bpf import libbpf
 
 BPFFS = "/sys/fs/bpf"
 CGROUP = "/sys/fs/cgroup"
 SCRATCH = ("/tmp", "/dev/shm", "/var/tmp")  # where a test may leave files in the guest
 LOWER = "/run/harness-lower"  # see mount_lower
-PR_SET_CHILD_SUBREAPER = 36
 # Freeing a closed map or program is deferred to RCU and work queues; under TCG
 # a run's objects took up to about a second to disappear.
 SETTLE_SECONDS = 10.0
-# Imported lazily by pytest and its usual plugins in each run (tomllib for the ini file,
-# pdb for --pdb's plugin, execnet for xdist): about 4 s of a warm run's start-up under TCG.
-PRELOAD = ("tomllib", "pdb", "queue", "email.parser", "code", "codeop", "cmd", "execnet")
 
 
 @dataclass
@@ -61,8 +46,6 @@ class Snapshot:
 
 
 def _ids() -> dict[str, set[int]]:
-    from harness.bpf import libbpf  # noqa: PLC0415 - imported by serve() already
-
     out = {}
     for kind, read in (("prog", libbpf.prog_ids), ("map", libbpf.map_ids), ("link", libbpf.link_ids)):
         try:
@@ -217,8 +200,6 @@ def _remove_scratch(baseline: set[str]) -> tuple[list[str], list[str]]:
 
 
 def _describe(kind: str, id_: int) -> str:
-    from harness.bpf import libbpf  # noqa: PLC0415
-
     get, info = {
         "prog": (libbpf.prog_get_fd_by_id, libbpf.prog_info),
         "map": (libbpf.map_get_fd_by_id, libbpf.map_info),
@@ -304,149 +285,3 @@ def clean(baseline: Snapshot, child_pgid: int) -> protocol.Cleaned:
     return protocol.Cleaned(
         status=0, removed=removed, leftovers=leftovers, seconds=round(time.monotonic() - started, 3)
     )
-
-
-def freeze_distributions() -> None:
-    """Read the installed distributions' metadata once, here, for every run.
-
-    Each run's pytest lists the distributions twice (plugin entry points, and
-    the files of plugins to mark for assertion rewriting) and reads their
-    metadata files: 79 reads and 20 directory scans over 9p, 18 of the 50 s
-    of a profiled warm run's start-up under TCG on a loaded host. The
-    installed set cannot change under a warm VM: the settings key covers the
-    host's site-packages directories (harness.vm.warm.settings_key).
-    """
-    from importlib import metadata  # noqa: PLC0415
-
-    dists = list(metadata.distributions())
-    for dist in dists:
-        dist.read_text = functools.cache(dist.read_text)  # type: ignore[method-assign]
-        dist.metadata  # noqa: B018 - read now, inherited by each child
-        if any(ep.group == "pytest11" for ep in dist.entry_points):
-            dist.files  # noqa: B018 - what pytest marks for assertion rewriting
-    everything = metadata.distributions
-
-    def distributions(**kwargs):
-        return iter(dists) if not kwargs else everything(**kwargs)
-
-    metadata.distributions = distributions
-
-
-def _read_message(fd: int):
-    """One message read byte by byte, so nothing of the child's input is buffered here."""
-    line = bytearray()
-    while not line.endswith(b"\n"):
-        chunk = os.read(fd, 1)
-        if not chunk:
-            return None
-        line += chunk
-    return protocol.decode(bytes(line))
-
-
-def _child(channel, fork: protocol.Fork, boot_cwd: str) -> int:
-    from harness.vm import guest  # noqa: PLC0415
-
-    os.setpgid(0, 0)
-    os.chdir(fork.cwd)
-    if sys.path and sys.path[0] == boot_cwd:  # `python -m` put the boot's directory first
-        sys.path[0] = fork.cwd
-    os.environ.pop("HARNESS_RESULTS_DIR", None)
-    os.environ.update(fork.env)
-    channel._in = os.fdopen(os.dup(channel._in.fileno()), "rb")
-    profile = os.environ.get("HARNESS_FORK_PROFILE")
-    if not profile:
-        return guest.session(channel, channel.receive(), extra=(Timeline(),))
-    import cProfile  # noqa: PLC0415
-
-    with cProfile.Profile() as prof:
-        code = guest.session(channel, channel.receive(), extra=(Timeline(),))
-    prof.dump_stats(profile)
-    return code
-
-
-class Timeline:
-    """Where a warm run's start-up goes, on the console: the next cut is chosen from these."""
-
-    def __init__(self):
-        self.forked = time.monotonic()
-
-    def _mark(self, what: str) -> None:
-        print(
-            f"bpf-harness fork server: {what} {time.monotonic() - self.forked:.2f} s after fork",
-            file=sys.stderr,
-        )
-
-    def pytest_configure(self):
-        self._mark("configured")
-
-    def pytest_collection_finish(self):
-        self._mark("collected")
-
-    def pytest_unconfigure(self):
-        self._mark("session over")
-
-
-def serve(channel) -> int:
-    """Run the fork server until the host closes the channel (the VM then powers off)."""
-    import importlib  # noqa: PLC0415
-
-    import pytest  # noqa: F401, PLC0415 - imported once here, inherited by every child
-    from _pytest.config import default_plugins, essential_plugins  # noqa: PLC0415
-
-    # pytest imports its own plugins when each run's config is made: over 9p under TCG
-    # each import is several round trips. (Installed plugins stay for each child to
-    # load: pytest warns about plugin modules imported before it could rewrite them.)
-    for name in (*essential_plugins, *default_plugins, *PRELOAD):
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name if name in PRELOAD else f"_pytest.{name}")
-    freeze_distributions()
-
-    from harness import parts  # noqa: PLC0415
-    from harness.bpf import libbpf  # noqa: PLC0415
-
-    for name in ("harness.plugin", *parts.PLUGIN_PARTS):  # what each run's pytest registers
-        importlib.import_module(name)
-    from harness.vm import guest  # noqa: F401, PLC0415
-
-    libbpf.libbpf_version()  # dlopen now, not in each child
-    # orphans of a run (setsid, double fork) become our children, not init's: clean() finds them
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-    boot_cwd = os.getcwd()
-    mount_lower()
-    baseline = snapshot()
-    uname = os.uname()
-    with open("/proc/uptime") as f:
-        uptime = float(f.read().split()[0])
-    channel.send(
-        protocol.Serving(
-            release=uname.release,
-            version=uname.version,
-            uptime=uptime,
-            baseline={kind: len(ids) for kind, ids in baseline.ids.items()},
-        )
-    )
-    fd = channel._in.fileno()
-    while True:
-        msg = _read_message(fd)
-        if msg is None:
-            return 0
-        if not isinstance(msg, protocol.Fork):
-            continue  # a Quit for a run that never forked: nothing to end
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            code = 3
-            try:
-                code = _child(channel, msg, boot_cwd)
-            except BaseException:  # noqa: BLE001 - the host must hear why the run ended
-                channel.send(protocol.Fatal(traceback.format_exc()))
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        cleaned = clean(baseline, pid)
-        cleaned.status = os.waitstatus_to_exitcode(status)
-        channel.send(cleaned)

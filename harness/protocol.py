@@ -1,4 +1,4 @@
-"""Messages between the host plugin and the guest agent, and their one serialisation.
+"""Messages between the host (harness.vm) and the guest (harness.guest), and their one serialisation.
 
 Each message is a dataclass; on the wire it is one JSON object per line,
 ``{"type": "Run", "v": 1, "nodeid": "...", "next": null}``, so a stray
@@ -12,7 +12,9 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-VERSION = 5  # 4: Start.plugins, Run.ahead; 5: Start.initial and files, Ready.rootdir and nearest
+VERSION = (
+    6  # 4: Start.plugins, Run.ahead; 5: Start.initial and files, Ready.rootdir and nearest; 6: Serve.preload
+)
 
 
 class ProtocolError(Exception):
@@ -67,7 +69,12 @@ class Quit:
 
 @dataclass
 class Serve:
-    """Become a fork server for warm reruns (``--reuse-vm``), see harness.vm.forkserver."""
+    """Become a fork server for warm reruns (``--reuse-vm``), see harness.guest.forkserver.
+
+    ``preload``: modules to import once in the server, for every run's child to inherit
+    (the harness plugin's, named by the host: the guest side imports nothing of it)."""
+
+    preload: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The guest agent: inside the VM, it prepares the system and runs tests on request.
 
-vng starts it as ``python -B -m harness.vm.guest`` with the host's root mounted
-read-only. It takes the protocol off the standard descriptors (so a test that
+vng starts it as ``python -B -m harness.guest`` (harness.guest.__main__) with the
+host's root mounted read-only. It takes the protocol off the standard descriptors (so a test that
 prints cannot corrupt it), mounts bpffs and cgroup v2, then runs one pytest
 session with the user's own arguments, from the host's directory, rootdir, ini
 file and collection arguments. That session collects exactly the cases the
@@ -33,20 +33,11 @@ import importlib
 import os
 import subprocess
 import sys
-import traceback
 import unittest
 
-if __name__ == "__main__":  # on the console: how long the interpreter took to get here
-    with open("/proc/uptime") as _f:
-        print(
-            f"harness-guest: interpreter up at uptime {_f.read().split()[0]} s", file=sys.stderr, flush=True
-        )
+import pytest
 
-import pytest  # noqa: E402
-
-from harness import ids  # noqa: E402
-from harness.plugin import reportattrs  # noqa: E402
-from harness.vm import protocol, splat  # noqa: E402
+from harness import ids, protocol, reportattrs, splat
 
 CASE = pytest.StashKey[str]()  # an item's id as collected, without the kernel: what the messages name
 
@@ -86,6 +77,14 @@ class Channel:
         """The next message, or None when the host closed the channel."""
         line = self._in.readline()
         return protocol.decode(line) if line else None
+
+    def input_fd(self) -> int:
+        """The descriptor messages arrive on, for a reader that must not buffer (the fork server)."""
+        return self._in.fileno()
+
+    def reopen_input(self) -> None:
+        """A buffered reader of its own on the same descriptor (a forked child's)."""
+        self._in = os.fdopen(os.dup(self._in.fileno()), "rb")
 
 
 class KernelLog:
@@ -443,26 +442,3 @@ def session(channel: Channel, start, extra: tuple = ()) -> int:
             )
         )
     return 0
-
-
-def main() -> int:
-    sys.path.insert(
-        0, os.getcwd()
-    )  # the tests' directory first, as `python -m pytest` has it (vng.guest_command)
-    channel = Channel()
-    mark("agent started")
-    try:
-        prepare()
-        first = channel.receive()
-        if isinstance(first, protocol.Serve):  # a warm VM (--reuse-vm)
-            from harness.vm import forkserver  # noqa: PLC0415
-
-            return forkserver.serve(channel)
-        return session(channel, first)
-    except BaseException:  # noqa: BLE001 - report anything to the host, then die
-        channel.send(protocol.Fatal(traceback.format_exc()))
-        return 3
-
-
-if __name__ == "__main__":
-    sys.exit(main())
