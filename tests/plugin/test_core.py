@@ -25,7 +25,7 @@ from harness.bpf import context
 from harness.plugin import dispatch, roles, rundir
 from harness.plugin.items import KernelItem
 from harness.vm import preflight
-from harness.vm.launcher import BootRecord, VMLost
+from harness.vm.seam import BootRecord, VMLost
 
 KERNELS = ("6.1.192", "6.12.117")
 
