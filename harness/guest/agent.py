@@ -243,6 +243,12 @@ class Agent:
         "already imported" to warn about. Imported before ``pytest.main``, they were
         neither."""
         names = self.start.plugins or []
+        if self.start.initial is not None:
+            # The first conftests are found from the positional arguments pytest saw before it
+            # knew every option: here the plugins' options are not known yet, so their values
+            # (`--results-dir DIR`) would look like paths and hide the project's conftest
+            # (and its options). Start from the host's own arguments instead.
+            early_config.known_args_namespace.file_or_dir = list(self.start.initial)
         hook = early_config.pluginmanager.rewrite_hook
         tops = {name.split(".")[0] for name in names} - {name for name in sys.modules if "." not in name}
         if tops:

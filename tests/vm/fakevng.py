@@ -58,6 +58,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--disable-kvm", action="store_true")
     ap.add_argument("--rwdir", action="append", default=[], metavar="GUEST=HOST")
     ap.add_argument("--append", action="append", default=[])
+    ap.add_argument("--qemu-opts", action="append", default=[])  # the PVH vmlinux: no kernel here
     ap.add_argument("script", nargs=1, help="the shell command, after --")
     return ap.parse_args(argv)
 
