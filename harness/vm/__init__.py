@@ -1,1 +1,1 @@
-"""The VMs: virtme-ng command lines, the host-guest protocol, the guest agent, warm VMs."""
+"""The VMs, host side: virtme-ng command lines, the launcher, the seam dispatch sees, warm VMs and their keeper."""
