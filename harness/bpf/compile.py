@@ -118,7 +118,7 @@ def _tool(name: str, package: str) -> str:
     return found
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
     try:
@@ -255,7 +255,7 @@ class ObjectCache:
                         "bpftool could not dump its BTF as C",
                         dumped.stderr.decode(errors="replace"),
                     )
-                _atomic_write(header, dumped.stdout)
+                atomic_write(header, dumped.stdout)
         return header
 
     def key(self, source: Path) -> str:
@@ -310,7 +310,7 @@ class ObjectCache:
             os.replace(tmp, obj)
         else:
             tmp.unlink(missing_ok=True)
-            _atomic_write(err, f"clang exited with {done.returncode}\n{done.stderr}".encode())
+            atomic_write(err, f"clang exited with {done.returncode}\n{done.stderr}".encode())
 
     def _index(self, source: Path, obj: Path, err: Path) -> None:
         entry = {"schema": SCHEMA, "source": str(source)}
@@ -324,7 +324,7 @@ class ObjectCache:
                 return  # unchanged: keep a read-mostly cache free of writes
         except (OSError, ValueError):
             pass
-        _atomic_write(path, json.dumps(entry, indent=1).encode())
+        atomic_write(path, json.dumps(entry, indent=1).encode())
 
     def _result(self, source: Path, obj: Path, err: Path) -> Path:
         if obj.is_file():

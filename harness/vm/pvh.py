@@ -17,13 +17,12 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import tempfile
 import time
 from pathlib import Path
 
 import platformdirs
 
-from harness.bpf.compile import CompileError, elf_from_bzimage
+from harness.bpf.compile import CompileError, atomic_write, elf_from_bzimage
 
 XEN_ELFNOTE_PHYS32_ENTRY = 18  # include/xen/interface/elfnote.h: the PVH entry point
 PT_NOTE = 4
@@ -79,14 +78,7 @@ def vmlinux(image: Path) -> Path | None:
     if not has_pvh_note(elf):
         none.touch()
         return None
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{target.name}-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(elf)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, elf)
     return target
 
 
