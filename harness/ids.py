@@ -26,6 +26,12 @@ def _has_params(case: str) -> bool:
     return case.endswith("]") and "[" in case.rpartition("::")[2]
 
 
+def names_kernel(spec: str, name: str) -> bool:
+    """Whether spec names kernel name: the exact name, its series ("6.1" for 6.1.192-3) or its upstream
+    version ("6.1.192" for its builds)."""
+    return name == spec or name.startswith((spec + ".", spec + "-"))
+
+
 def with_kernel(case: str, kernel: str) -> str:
     """The id of case on kernel."""
     if _has_params(case):

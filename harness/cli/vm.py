@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+from harness import ids
 from harness.vm import warm
 
 
@@ -56,17 +57,16 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _matches(name: str, spec: str) -> bool:
-    """The exact name, a series ("6.1" for 6.1.192-3) or an upstream version ("6.1.192" for its builds)."""
-    return name == spec or name.startswith((spec + ".", spec + "-"))
-
-
 def cmd_stop(args) -> int:
     if not args.all and not args.kernel:
         print("error: say which warm VMs to stop: a KERNEL (e.g. 6.1) or --all", file=sys.stderr)
         return 2
     refused: list[str] = []
-    kept = [k for k in warm.kept_vms(refused=refused) if args.all or _matches(k.record.kernel, args.kernel)]
+    kept = [
+        k
+        for k in warm.kept_vms(refused=refused)
+        if args.all or ids.names_kernel(args.kernel, k.record.kernel)
+    ]
     _say_refused(refused)
     if not kept:
         print("no warm VM matched" + (f" kernel {args.kernel}" if args.kernel else ""))

@@ -37,6 +37,7 @@ ALIASES = pytest.StashKey[dict]()  # --kernel value -> the exact name it resolve
 ROUTE = pytest.StashKey["Route"]()
 RUNNER = pytest.StashKey["object"]()  # harness.plugin.dispatch.Runner
 BOOTS = pytest.StashKey[list]()  # BootRecords of this run, for the summary
+KEYWORD = pytest.StashKey[str]()  # -k, which routing applies (and gives back to pytest afterwards)
 ROUTE_KEY = "bpf_harness_route"
 BOOTS_KEY = "bpf_harness_boots"
 
@@ -171,6 +172,53 @@ def pytest_collection_modifyitems(session, config, items):
     if reporter is not None and hasattr(reporter, "_numcollected"):
         reporter._numcollected += len(host) + len(routed) - len(items)
     items[:] = host + routed
+    selects = _keyword_selection(config)
+    if selects is not None:
+        chosen = [item for item in items if selects(item)]
+        if len(chosen) < len(items):
+            kept = set(map(id, chosen))
+            config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
+            items[:] = chosen
+
+
+def _keyword_selection(config):
+    """``-k`` as on the host, and by kernel, or None without ``-k``: a name in the expression matches
+    a test as pytest matches it (a substring of its own names, markers and keywords) or names the
+    kernel as ``--kernel`` does (``6.1``, ``6.1.192``, ``6.1.192-3``, or the alias given). So ``-k 2``
+    selects what it selects on the host, not every test of kernel 6.1.192-3. pytest's own ``-k``
+    (after this hook, on the kernel items) is turned off until collection ends.
+    """
+    expression = config.option.keyword.strip()
+    if not expression:
+        return None
+    from _pytest.mark import KeywordMatcher  # noqa: PLC0415 - no public API evaluates -k
+    from _pytest.mark.expression import Expression  # noqa: PLC0415
+
+    try:
+        compiled = Expression.compile(expression)
+    except Exception:  # noqa: BLE001 - SyntaxError in pytest 9, ParseError before
+        return None  # pytest's own -k says what is wrong with it, as a usage error
+    config.stash[KEYWORD] = expression
+    config.option.keyword = ""
+    aliases = config.stash[ALIASES]
+
+    def selects(item: pytest.Item) -> bool:
+        case, kernel = (item.case, item.kernel) if isinstance(item, KernelItem) else (item, None)
+        own = KeywordMatcher.from_item(case)
+
+        def matches(name: str, /, **kwargs) -> bool:
+            if own(name, **kwargs):
+                return True
+            return kernel is not None and (aliases.get(name) == kernel or ids.names_kernel(name, kernel))
+
+        return compiled.evaluate(matches)
+
+    return selects
+
+
+def pytest_collection_finish(session):
+    if KEYWORD in session.config.stash:  # -k as given, for whoever reads it after collection
+        session.config.option.keyword = session.config.stash[KEYWORD]
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -164,6 +164,19 @@ def test_minus_k_and_deselect_see_the_kernel_in_ids(harness_run):
     ]
 
 
+def test_minus_k_matches_a_tests_own_names_as_on_the_host_and_kernels_only_by_name(harness_run):
+    """A digit of the kernel's name selects nothing: -k 2 picks what it picks on the host."""
+    harness_run.makepyfile(test_t=TESTS.replace('"ARRAY"', '"ARRAY2"'))
+    assert collected(harness_run, "-k", "2") == [f"test_t.py::test_p[ARRAY2-{k}]" for k in KERNELS]
+    assert collected(harness_run, "-k", "not 2 and not test_p") == ["test_t.py::test_on_host"] + [
+        f"test_t.py::{case}[{k}]" for k in KERNELS for case in ("test_a", "TestC::test_m")
+    ]
+    assert collected(harness_run, "-k", "6.1 and test_m") == ["test_t.py::TestC::test_m[6.1.192]"]
+    assert collected(harness_run, "-k", "not 6.12.117 and test_a") == ["test_t.py::test_a[6.1.192]"]
+    out = harness_run.runpytest(*kernel_args(*KERNELS), "--collect-only", "-q", "-k", "2")
+    out.stdout.fnmatch_lines(["*2/9 tests collected (7 deselected)*"])
+
+
 def test_an_id_given_with_a_kernel_runs_on_that_kernel_only(harness_run):
     harness_run.makepyfile(test_t=TESTS)
     assert collected(harness_run, "test_t.py::test_a[6.12.117]") == ["test_t.py::test_a[6.12.117]"]

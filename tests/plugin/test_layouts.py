@@ -4,9 +4,9 @@ Each layout in tests/outside/layouts is a tiny project of its own, copied elsewh
 from the directory and with the arguments its entry names: on the host without the harness, then
 under ``--kernel``. The second run must report the same tests (the same junit class names and
 names, the kernel appended to each name) with the same outcomes, and warn about nothing the first
-does not, in its output or in the guest's console. The whole matrix runs through the fake vng
-(tests/vm/fakevng.py: the real agent, no kernel) in seconds; the two layouts of the issue's story
-boot a real 6.1.
+does not, in its output or in the guest's console. The whole matrix runs twice: through the fake
+vng (tests/vm/fakevng.py: the real agent, no kernel) in seconds, and on a real 6.1, where one warm
+VM (``--reuse-vm`` with a state directory of this module's own) serves every layout after one boot.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from harness import ids
+from harness.vm import warm
 from tests.vm.test_loop_fake import FAKE, RELEASE, _fake_host, bzimage_header  # noqa: F401 - a fixture
-from tests.vmtools import require_vm_host
+from tests.vmtools import require_vm_host, vm_processes
 
 pytestmark = pytest.mark.slow  # pytest sessions through the fake vng: root, seconds a test
 
@@ -45,7 +47,6 @@ RUNS = {
     "deselect": ("select", ".", ["--deselect", "test_sel_a.py::test_two", "--deselect", "test_sel_b.py"], 3),
     "node-ids": ("select", ".", ["test_sel_a.py::test_three[2]", "test_sel_a.py::test_one"], 2),
 }
-REAL = ["rootdir-below", "plugins-nested-W-error"]  # the issue's story, on a real 6.1
 
 
 def copy(tmp_path: Path, layout: str, release: str) -> Path:
@@ -73,7 +74,16 @@ def warnings_in(text: str) -> list[str]:
     return [line for line in text.splitlines() if "Warning" in line or "warnings summary" in line]
 
 
-def same_as_on_the_host(tmp_path: Path, run: str, kernel_args: list[str], kernel: str, release: str, env):
+def same_as_on_the_host(
+    tmp_path: Path,
+    run: str,
+    kernel_args: list[str],
+    kernel: str,
+    release: str,
+    env,
+    results: Path,
+    consoles: Path,
+):
     """Run the layout on the host, then under --kernel; compare ids, outcomes and warnings."""
     layout, cwd, args, count = RUNS[run]
     host_dir = copy(tmp_path / "host", layout, os.uname().release)
@@ -85,7 +95,6 @@ def same_as_on_the_host(tmp_path: Path, run: str, kernel_args: list[str], kernel
     assert len(expected) == count and set(expected.values()) == {"passed"}, expected
 
     vm_dir = copy(tmp_path / "vm", layout, release)
-    results = tmp_path / "results"
     r = pytest_in(
         vm_dir / cwd,
         [*kernel_args, f"--results-dir={results}", f"--junitxml={tmp_path / 'vm.xml'}", *args],
@@ -95,7 +104,9 @@ def same_as_on_the_host(tmp_path: Path, run: str, kernel_args: list[str], kernel
     got = outcomes(tmp_path / "vm.xml")
     # each test once, under its host id with the kernel appended, with the host's outcome
     assert got == {(cls, ids.with_kernel(name, kernel)): outcome for (cls, name), outcome in expected.items()}
-    console = "".join(p.read_text() for p in (results / "vm-logs").glob("*.console.log"))
+    logs = sorted(consoles.rglob("*.console.log"))
+    assert logs, f"no console log under {consoles}"
+    console = "".join(p.read_text(errors="replace") for p in logs)
     assert warnings_in(host.stdout) == warnings_in(r.stdout) == [], r.stdout
     assert warnings_in(console) == [], console[-4000:]
     return r
@@ -107,17 +118,33 @@ def test_a_layout_runs_in_the_fake_guest_as_on_the_host(run, tmp_path):
     image = bzimage_header(tmp_path / "bzImage", RELEASE)
     env = {**os.environ, "HARNESS_VNG": str(FAKE)}
     # the fake runs the guest on this host: the tests see this host's release
-    same_as_on_the_host(tmp_path, run, [f"--kernel={image}"], RELEASE, os.uname().release, env)
+    args = [f"--kernel={image}"]
+    results = tmp_path / "results"
+    same_as_on_the_host(tmp_path, run, args, RELEASE, os.uname().release, env, results, results / "vm-logs")
+
+
+@pytest.fixture(scope="module")
+def one_warm_vm():
+    """A state directory of this module's own: the first real run boots, the others attach."""
+    require_vm_host()
+    state = Path(tempfile.mkdtemp(prefix="hvm-"))  # short: the keeper's socket path fits in 108 bytes
+    yield {**os.environ, warm.STATE_ENV: str(state)}, state
+    stop = [sys.executable, "-m", "harness", "vm", "stop", "--all"]
+    subprocess.run(stop, env={**os.environ, warm.STATE_ENV: str(state)}, capture_output=True, timeout=180)
+    assert not vm_processes(state), vm_processes(state)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.mark.vm
-@pytest.mark.parametrize("run", REAL)
-def test_the_issues_layouts_run_in_a_real_guest_as_on_the_host(run, tmp_path):
-    require_vm_host()
+@pytest.mark.parametrize("run", list(RUNS))
+def test_a_layout_runs_in_a_real_guest_as_on_the_host(run, tmp_path, one_warm_vm):
     from harness.kernels import resolve  # noqa: PLC0415
 
+    env, state = one_warm_vm
     kernel = resolve("6.1", fetch=False, progress=False)
-    same_as_on_the_host(tmp_path, run, ["--kernel=6.1", "--offline"], kernel.name, kernel.release, None)
+    args = ["--kernel=6.1", "--offline", "--reuse-vm"]
+    # the warm VM's console (one log per boot) lives in its state directory, beside the results
+    same_as_on_the_host(tmp_path, run, args, kernel.name, kernel.release, env, state / "results" / run, state)
 
 
 @pytest.mark.usefixtures("_fake_host")

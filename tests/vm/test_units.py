@@ -100,13 +100,13 @@ def test_xdist_shards_a_kernel_over_spare_workers():
     assert scopes == {"6.1.192-3#0", "6.1.192-3#1"}
 
 
-def test_vm_stop_takes_the_exact_name_an_upstream_version_or_a_series():
-    from harness.cli.vm import _matches
+def test_vm_stop_and_minus_k_take_the_exact_name_an_upstream_version_or_a_series():
+    from harness.ids import names_kernel
 
     for spec in ("6.1.192-3", "6.1.192", "6.1"):
-        assert _matches("6.1.192-3", spec), spec
-    for spec in ("6.1.19", "6.1.192-2", "6.12", "7"):
-        assert not _matches("6.1.192-3", spec), spec
+        assert names_kernel(spec, "6.1.192-3"), spec
+    for spec in ("6.1.19", "6.1.192-2", "6.12", "7", "2", "192"):
+        assert not names_kernel(spec, "6.1.192-3"), spec
 
 
 def test_the_guest_side_imports_nothing_of_the_plugin_or_the_hosts_vm_package():
