@@ -415,7 +415,10 @@ class Agent:
         if found:
             self._fail_with_splat(found)
         config = item.config
-        return [config.hook.pytest_report_to_serializable(config=config, report=r) for r in self.reports]
+        return [
+            protocol.compact_report(r) or config.hook.pytest_report_to_serializable(config=config, report=r)
+            for r in self.reports
+        ]
 
     def pytest_runtest_logreport(self, report):
         self.reports.append(report)

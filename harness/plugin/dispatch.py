@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import reportattrs
+from harness import protocol, reportattrs
 from harness.plugin.items import KernelItem
 from harness.plugin.roles import Role, role
 from harness.vm import accel, pyzip, vng
@@ -236,7 +236,7 @@ class Runner:
         done = vm.run(case, nextitem.case.nodeid if same_vm else None)
         if same_vm and vm.cfg.run_ahead:
             self.started_ahead = nextitem.nodeid
-        return [self._report(data) for data in done.reports]
+        return [self._report(item, data) for data in done.reports]
 
     def _not_collected(self, case: str, name: str, ready) -> str:
         """Why a case cannot run in the guest: both ids and both rootdirs, then the guest's errors."""
@@ -251,7 +251,20 @@ class Runner:
             f"other ids. Collection errors in the guest:\n{errors}"
         )
 
-    def _report(self, data: dict) -> pytest.TestReport:
+    def _report(self, item, data: dict) -> pytest.TestReport:
+        if protocol.COMPACT in data:  # a phase that passed with nothing to show (protocol.compact_report)
+            return pytest.TestReport(
+                nodeid=item.nodeid,
+                location=item.location,
+                keywords={k: 1 for k in item.keywords},
+                outcome="passed",
+                longrepr=None,
+                when=data[protocol.COMPACT],
+                duration=data["duration"],
+                start=data["start"],
+                stop=data["stop"],
+                user_properties=[],
+            )
         report = self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
         # JSON has no tuples; pytest (junitxml, skip reporting) insists on them here
         if isinstance(report.longrepr, list):

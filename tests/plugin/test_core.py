@@ -92,7 +92,9 @@ class FakeVM:
             ),
             pytest.TestReport(guest_id, ("t.py", 1, "guest"), {}, "passed", None, "teardown"),
         ]
-        return protocol.Done(nodeid=guest_id, reports=[pytest_report_to_serializable(r) for r in reports])
+        # as the guest sends them (harness.guest.agent): compact when a phase passed with nothing to show
+        serialised = [protocol.compact_report(r) or pytest_report_to_serializable(r) for r in reports]
+        return protocol.Done(nodeid=guest_id, reports=serialised)
 
     def close(self) -> None:
         self.alive = False

@@ -355,11 +355,8 @@ def fake_vm(tmp_path, _fake_host, monkeypatch):
 
 def test_quit_while_a_test_runs_ahead_discards_it(fake_vm, tmp_path):
     done = fake_vm.run(f"{AHEAD}::test_between", f"{AHEAD}::test_marker")
-    assert [(r["when"], r["outcome"]) for r in done.reports] == [
-        ("setup", "passed"),
-        ("call", "passed"),
-        ("teardown", "passed"),
-    ]
+    # three phases that passed with nothing to show: compact (protocol.compact_report)
+    assert [r[protocol.COMPACT] for r in done.reports] == ["setup", "call", "teardown"]
     fake_vm.close()  # Quit: the host stopped, test_marker was never asked for
     assert fake_vm.proc is not None and fake_vm.proc.returncode == 0
     assert _events(tmp_path) == [

@@ -25,6 +25,25 @@ def test_protocol_rejects_foreign_lines(line):
         protocol.decode(line)
 
 
+def test_a_phase_that_passed_with_nothing_to_show_travels_compact():
+    def report(**kw):
+        return pytest.TestReport("t.py::x[6.1.192-3]", ("t.py", 1, "x"), {"x": 1}, "passed", None, "call", **kw)
+
+    plain = report(duration=0.25, start=1.0, stop=1.25)
+    assert protocol.compact_report(plain) == {"passed": "call", "duration": 0.25, "start": 1.0, "stop": 1.25}
+    assert len(protocol.encode(protocol.Done("x", [protocol.compact_report(plain)]))) < 120
+    # anything the host could not rebuild from its own item goes whole
+    assert protocol.compact_report(report(sections=[("Captured stdout call", "hi")])) is None
+    assert protocol.compact_report(report(user_properties=[("k", "v")])) is None
+    assert protocol.compact_report(report(wasxfail="reason")) is None  # an XPASS
+    failed = report()
+    failed.outcome, failed.longrepr = "failed", "assert 1 == 2"
+    assert protocol.compact_report(failed) is None
+    skipped = report()
+    skipped.outcome, skipped.longrepr = "skipped", ("t.py", 1, "Skipped: no")
+    assert protocol.compact_report(skipped) is None
+
+
 def test_protocol_rejects_other_version():
     with pytest.raises(protocol.ProtocolError, match="different harness versions"):
         protocol.decode(b'{"type": "Quit", "v": 99}\n')
