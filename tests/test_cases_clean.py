@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -23,14 +24,14 @@ def _ids() -> dict[str, set[int]]:
     return {"prog": L.prog_ids(), "map": L.map_ids(), "link": L.link_ids()}
 
 
-def test_cases_pass_and_leave_nothing(bpf_privileges):
-    before = _ids()
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    # Fixtures and gates come from the harness plugin (entry point), as in any run.
+def _run_cases(*args: str, prefix: Sequence[str] = ()) -> str:
+    """``pytest cases/`` of this checkout in a subprocess (started through prefix), which must exit 0;
+    its output. Fixtures and gates come from the harness plugin (entry point), as in any run."""
+    pytest_cases = [sys.executable, "-B", "-m", "pytest", "cases/", "-p", "no:cacheprovider", "-q", *args]
     done = subprocess.run(
-        [sys.executable, "-B", "-m", "pytest", "cases/", "-p", "no:cacheprovider", "-q"],
+        [*prefix, *pytest_cases],
         cwd=REPO,
-        env=env,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
         capture_output=True,
         text=True,
         timeout=900,
@@ -38,6 +39,12 @@ def test_cases_pass_and_leave_nothing(bpf_privileges):
     )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-5000:]
+    return out
+
+
+def test_cases_pass_and_leave_nothing(bpf_privileges):
+    before = _ids()
+    out = _run_cases()
     passed = re.search(r"(\d+) passed", out)
     assert passed and int(passed.group(1)) >= 30, out[-3000:]
     deadline = time.monotonic() + 5
@@ -59,29 +66,7 @@ def test_cases_with_only_cap_bpf_and_perfmon_pass_or_skip_with_reasons(bpf_privi
     if os.geteuid() != 0:
         pytest.skip("dropping to CAP_BPF+CAP_PERFMON with setpriv needs root; this run is not root")
     junit = tmp_path / "junit.xml"
-    done = subprocess.run(
-        [
-            *CAP_BPF_ONLY,
-            sys.executable,
-            "-B",
-            "-m",
-            "pytest",
-            "cases/",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "-rs",
-            f"--junitxml={junit}",
-        ],  # fmt: skip
-        cwd=REPO,
-        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out[-5000:]
+    out = _run_cases("-rs", f"--junitxml={junit}", prefix=CAP_BPF_ONLY)
     suite = ElementTree.parse(junit).getroot().find("testsuite")
     assert suite is not None
     assert (suite.get("errors"), suite.get("failures")) == ("0", "0"), out[-5000:]

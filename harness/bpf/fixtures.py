@@ -113,7 +113,8 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def _mount(fstype: str, target: str) -> None:
+def mount(fstype: str, target: str) -> None:
+    """Mount a fresh fstype at target through libc; OSError naming the mount if that fails."""
     libc = _libc()
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     if libc.mount(fstype.encode(), os.fsencode(target), fstype.encode(), 0, None) != 0:
@@ -121,7 +122,8 @@ def _mount(fstype: str, target: str) -> None:
         raise OSError(err, f"mount -t {fstype} {fstype} {target}: {os.strerror(err)}")
 
 
-def _umount(target: str) -> None:
+def umount(target: str) -> None:
+    """Unmount target, detaching it lazily if something still holds it."""
     libc = _libc()
     libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
     if libc.umount2(os.fsencode(target), 0) != 0:
@@ -140,14 +142,14 @@ def _filesystem(fstype: str, preferred: str) -> Iterator[Path]:
             return
     private = tempfile.mkdtemp(prefix=f"pytest-{fstype}-")
     try:
-        _mount(fstype, private)
+        mount(fstype, private)
     except OSError as exc:
         os.rmdir(private)
         pytest.skip(f"no writable {fstype} mount and mounting one failed: {exc}")
     try:
         yield Path(private)
     finally:
-        _umount(private)
+        umount(private)
         os.rmdir(private)
 
 

@@ -1,4 +1,4 @@
-"""Kernel version and feature gates for cases: a table of minimum kernels and one skip-or-fail rule.
+"""Kernel version and feature gates for cases: the first kernels of gates.toml and one skip-or-fail rule.
 
     @pytest.mark.min_kernel("5.8")                     # skip below 5.8
     @pytest.mark.requires(map_type="CGRP_STORAGE")     # skip below 6.2, FAIL if missing at >= 6.2
@@ -22,7 +22,9 @@ import dataclasses
 import functools
 import os
 import re
+import tomllib
 from collections.abc import Callable
+from importlib import resources
 
 import pytest
 from packaging.version import Version
@@ -30,81 +32,23 @@ from packaging.version import Version
 from harness.bpf import context, probes
 from harness.bpf.uapi import MapType, ProgType
 
-# name -> (first kernel, config that provides it)
-MAP_TYPES: dict[str, tuple[str, str]] = {
-    "HASH": ("3.19", "CONFIG_BPF_SYSCALL"),
-    "ARRAY": ("3.19", "CONFIG_BPF_SYSCALL"),
-    "PROG_ARRAY": ("4.2", "CONFIG_BPF_SYSCALL"),
-    "PERF_EVENT_ARRAY": ("4.3", "CONFIG_BPF_SYSCALL"),
-    "PERCPU_HASH": ("4.6", "CONFIG_BPF_SYSCALL"),
-    "PERCPU_ARRAY": ("4.6", "CONFIG_BPF_SYSCALL"),
-    "STACK_TRACE": ("4.6", "CONFIG_PERF_EVENTS"),
-    "CGROUP_ARRAY": ("4.8", "CONFIG_CGROUPS"),
-    "LRU_HASH": ("4.10", "CONFIG_BPF_SYSCALL"),
-    "LRU_PERCPU_HASH": ("4.10", "CONFIG_BPF_SYSCALL"),
-    "LPM_TRIE": ("4.11", "CONFIG_BPF_SYSCALL"),
-    "ARRAY_OF_MAPS": ("4.12", "CONFIG_BPF_SYSCALL"),
-    "HASH_OF_MAPS": ("4.12", "CONFIG_BPF_SYSCALL"),
-    "QUEUE": ("4.20", "CONFIG_BPF_SYSCALL"),
-    "STACK": ("4.20", "CONFIG_BPF_SYSCALL"),
-    "SK_STORAGE": ("5.2", "CONFIG_NET"),
-    "RINGBUF": ("5.8", "CONFIG_BPF_SYSCALL"),
-    "TASK_STORAGE": ("5.11", "CONFIG_BPF_SYSCALL"),
-    # 9330986c0300 "bpf: Add bloom filter map implementation", v5.16; Debian's
-    # 5.10.262 refuses it with EINVAL (measured under this harness).
-    "BLOOM_FILTER": ("5.16", "CONFIG_BPF_SYSCALL"),
-    # 583c1f420173 "bpf: Define new BPF_MAP_TYPE_USER_RINGBUF map type", v6.1.
-    "USER_RINGBUF": ("6.1", "CONFIG_BPF_SYSCALL"),
-    "CGRP_STORAGE": ("6.2", "CONFIG_CGROUPS and CONFIG_DEBUG_INFO_BTF"),
-    "ARENA": ("6.9", "CONFIG_BPF_SYSCALL, CONFIG_MMU, x86-64/arm64 JIT"),
-}
+# The first kernels: gates.toml, beside this module (package data, also in the guest's zip).
+_TABLE = tomllib.loads((resources.files("harness.bpf") / "gates.toml").read_text(encoding="utf-8"))
 
-PROG_TYPES: dict[str, tuple[str, str]] = {
-    "SOCKET_FILTER": ("3.19", "CONFIG_BPF_SYSCALL"),
-    "KPROBE": ("4.1", "CONFIG_KPROBE_EVENTS and CONFIG_BPF_EVENTS"),
-    "SCHED_CLS": ("4.1", "CONFIG_NET_CLS_BPF"),
-    "SCHED_ACT": ("4.1", "CONFIG_NET_ACT_BPF"),
-    "TRACEPOINT": ("4.7", "CONFIG_BPF_EVENTS"),
-    "XDP": ("4.8", "CONFIG_NET"),
-    "PERF_EVENT": ("4.9", "CONFIG_BPF_EVENTS"),
-    "CGROUP_SKB": ("4.10", "CONFIG_CGROUP_BPF"),
-    "CGROUP_SOCK": ("4.10", "CONFIG_CGROUP_BPF"),
-    "SOCK_OPS": ("4.13", "CONFIG_CGROUP_BPF"),
-    "CGROUP_DEVICE": ("4.15", "CONFIG_CGROUP_BPF"),
-    "RAW_TRACEPOINT": ("4.17", "CONFIG_BPF_EVENTS"),
-    "CGROUP_SOCK_ADDR": ("4.17", "CONFIG_CGROUP_BPF"),
-    "CGROUP_SYSCTL": ("5.2", "CONFIG_CGROUP_BPF"),
-    "CGROUP_SOCKOPT": ("5.3", "CONFIG_CGROUP_BPF"),
-    "TRACING": ("5.5", "CONFIG_DEBUG_INFO_BTF"),
-    "LSM": ("5.7", "CONFIG_BPF_LSM"),
-    "SK_LOOKUP": ("5.9", "CONFIG_NET"),
-    "SYSCALL": ("5.15", "CONFIG_BPF_SYSCALL"),
-    "NETFILTER": ("6.4", "CONFIG_NETFILTER_BPF_LINK"),
-}
+
+def _first_kernels(section: str) -> dict[str, tuple[str, str]]:
+    """name -> (first kernel, config that provides it), from one section of gates.toml."""
+    return {name: (row["first"], row["config"]) for name, row in _TABLE[section].items()}
+
+
+MAP_TYPES = _first_kernels("map_types")
+PROG_TYPES = _first_kernels("prog_types")
 # Loading these needs a BTF attach target: a bare probe always says no, so gate by version only.
 UNPROBED_PROG_TYPES = {"TRACING", "LSM", "EXT", "STRUCT_OPS"}
 
 # helper id -> (name, first kernel, config)
 HELPERS: dict[int, tuple[str, str, str]] = {
-    1: ("bpf_map_lookup_elem", "3.19", "CONFIG_BPF_SYSCALL"),
-    2: ("bpf_map_update_elem", "3.19", "CONFIG_BPF_SYSCALL"),
-    3: ("bpf_map_delete_elem", "3.19", "CONFIG_BPF_SYSCALL"),
-    5: ("bpf_ktime_get_ns", "4.1", "CONFIG_BPF_SYSCALL"),
-    6: ("bpf_trace_printk", "4.1", "CONFIG_BPF_EVENTS"),
-    7: ("bpf_get_prandom_u32", "4.1", "CONFIG_BPF_SYSCALL"),
-    8: ("bpf_get_smp_processor_id", "4.1", "CONFIG_BPF_SYSCALL"),
-    12: ("bpf_tail_call", "4.2", "CONFIG_BPF_SYSCALL"),
-    14: ("bpf_get_current_pid_tgid", "4.2", "CONFIG_BPF_SYSCALL"),
-    15: ("bpf_get_current_uid_gid", "4.2", "CONFIG_BPF_SYSCALL"),
-    16: ("bpf_get_current_comm", "4.2", "CONFIG_BPF_SYSCALL"),
-    113: ("bpf_probe_read_kernel", "5.5", "CONFIG_BPF_EVENTS"),
-    125: ("bpf_ktime_get_boot_ns", "5.8", "CONFIG_BPF_SYSCALL"),
-    130: ("bpf_ringbuf_output", "5.8", "CONFIG_BPF_SYSCALL"),
-    131: ("bpf_ringbuf_reserve", "5.8", "CONFIG_BPF_SYSCALL"),
-    132: ("bpf_ringbuf_submit", "5.8", "CONFIG_BPF_SYSCALL"),
-    181: ("bpf_loop", "5.17", "CONFIG_BPF_SYSCALL"),
-    209: ("bpf_user_ringbuf_drain", "6.1", "CONFIG_BPF_SYSCALL"),
-    210: ("bpf_cgrp_storage_get", "6.2", "CONFIG_CGROUPS"),
+    int(id_): (row["name"], row["first"], row["config"]) for id_, row in _TABLE["helpers"].items()
 }
 
 
@@ -146,7 +90,7 @@ def _enum_name(value, enum_cls, table: dict, kind: str) -> str:
     if name not in table:
         raise pytest.UsageError(
             f"unknown {kind} {value!r} in a requires marker; "
-            f"known: {', '.join(sorted(table))} (add it to harness/bpf/gates.py)"
+            f"known: {', '.join(sorted(table))} (add it to harness/bpf/gates.toml)"
         )
     return name
 
@@ -175,7 +119,7 @@ def gates_for(marker) -> list[Gate]:
             pname = _enum_name(prog, ProgType, PROG_TYPES, "program type")
             if helper_id not in HELPERS:
                 raise pytest.UsageError(
-                    f"no minimum kernel known for helper {helper_id}; add it to harness/bpf/gates.py"
+                    f"no minimum kernel known for helper {helper_id}; add it to harness/bpf/gates.toml"
                 )
             hname, first, config = HELPERS[helper_id]
             prog_first, prog_config = PROG_TYPES[pname]
@@ -216,7 +160,7 @@ def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers",
         "requires(map_type=, prog_type=, helper=(prog_type, id)): skip below the feature's first kernel "
-        "(table in harness/bpf/gates.py), fail if it is missing on a kernel that should have it",
+        "(table in harness/bpf/gates.toml), fail if it is missing on a kernel that should have it",
     )
 
 

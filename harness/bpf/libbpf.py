@@ -44,7 +44,8 @@ def errno_name(err: int) -> str:
     return _PREFERRED_NAMES.get(err) or _errno.errorcode.get(err, f"errno {err}")
 
 
-def _strerror(err: int) -> str:
+def strerror(err: int) -> str:
+    """The message for err, also for the kernel-internal errnos the C library has no text for."""
     if err in _KERNEL_ERRNOS:
         return _KERNEL_ERRNOS[err][1]
     return os.strerror(err)
@@ -69,7 +70,7 @@ class BPFError(Exception):
         self.detail = detail
 
     def __str__(self) -> str:
-        text = f"{self.op}: {self.errno_name} ({_strerror(self.errno)})"
+        text = f"{self.op}: {self.errno_name} ({strerror(self.errno)})"
         if self.detail:
             text += f": {self.detail}"
         if self.log:
@@ -86,19 +87,20 @@ _PERCPU_MAPS = {
 }
 
 
-# Option structs in their libbpf 1.1 layout; later libbpf versions accept them via sz.
+def _u32s(*names: str) -> list[tuple[str, type]]:
+    """Consecutive __u32 fields: _u32s("a", "b") is [("a", c_uint32), ("b", c_uint32)]."""
+    return [(name, ctypes.c_uint32) for name in names]
+
+
+# Option structs in their libbpf 1.1 layout, fields grouped as in its bpf.h; later libbpf
+# versions accept them via sz.
 class MapCreateOpts(ctypes.Structure):
     _fields_ = [
         ("sz", ctypes.c_size_t),
-        ("btf_fd", ctypes.c_uint32),
-        ("btf_key_type_id", ctypes.c_uint32),
-        ("btf_value_type_id", ctypes.c_uint32),
-        ("btf_vmlinux_value_type_id", ctypes.c_uint32),
-        ("inner_map_fd", ctypes.c_uint32),
-        ("map_flags", ctypes.c_uint32),
+        *_u32s("btf_fd", "btf_key_type_id", "btf_value_type_id", "btf_vmlinux_value_type_id"),
+        *_u32s("inner_map_fd", "map_flags"),
         ("map_extra", ctypes.c_uint64),
-        ("numa_node", ctypes.c_uint32),
-        ("map_ifindex", ctypes.c_uint32),
+        *_u32s("numa_node", "map_ifindex"),
     ]
 
 
@@ -106,23 +108,14 @@ class ProgLoadOpts(ctypes.Structure):
     _fields_ = [
         ("sz", ctypes.c_size_t),
         ("attempts", ctypes.c_int),
-        ("expected_attach_type", ctypes.c_uint32),
-        ("prog_btf_fd", ctypes.c_uint32),
-        ("prog_flags", ctypes.c_uint32),
-        ("prog_ifindex", ctypes.c_uint32),
-        ("kern_version", ctypes.c_uint32),
-        ("attach_btf_id", ctypes.c_uint32),
-        ("attach_prog_fd", ctypes.c_uint32),
-        ("attach_btf_obj_fd", ctypes.c_uint32),
+        *_u32s("expected_attach_type", "prog_btf_fd", "prog_flags", "prog_ifindex", "kern_version"),
+        *_u32s("attach_btf_id", "attach_prog_fd", "attach_btf_obj_fd"),
         ("fd_array", ctypes.c_void_p),
         ("func_info", ctypes.c_void_p),
-        ("func_info_cnt", ctypes.c_uint32),
-        ("func_info_rec_size", ctypes.c_uint32),
+        *_u32s("func_info_cnt", "func_info_rec_size"),
         ("line_info", ctypes.c_void_p),
-        ("line_info_cnt", ctypes.c_uint32),
-        ("line_info_rec_size", ctypes.c_uint32),
-        ("log_level", ctypes.c_uint32),
-        ("log_size", ctypes.c_uint32),
+        *_u32s("line_info_cnt", "line_info_rec_size"),
+        *_u32s("log_level", "log_size"),
         ("log_buf", ctypes.c_void_p),
     ]
 
@@ -201,7 +194,8 @@ def open_library(name: str | None = None) -> ctypes.CDLL:
     return lib
 
 
-def _lib() -> ctypes.CDLL:
+def library() -> ctypes.CDLL:
+    """The process's libbpf, opened (with every prototype declared) on first use."""
     global _library
     if _library is None:
         _library = open_library()
@@ -210,7 +204,7 @@ def _lib() -> ctypes.CDLL:
 
 def _call(op: str, *args) -> int:
     # libbpf 1.x returns -errno from every call (and sets errno too).
-    ret = getattr(_lib(), op)(*args)
+    ret = getattr(library(), op)(*args)
     if ret < 0:
         raise BPFError(-ret, op)
     return ret
@@ -227,7 +221,8 @@ def _check_fd(fd, op: str) -> int:
     return fd
 
 
-def _check_u32(value, what: str, op: str) -> int:
+def check_u32(value, what: str, op: str) -> int:
+    """value, if it is an int that fits a __u32; else BPFError(EINVAL) from op, naming what."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 32:
         raise BPFError(_errno.EINVAL, op, detail=f"{what} must be an int in [0, 2**32), got {value!r}")
     return value
@@ -283,7 +278,7 @@ def map_create(
 ) -> int:
     op = "bpf_map_create"
     opts = MapCreateOpts(sz=ctypes.sizeof(MapCreateOpts))
-    opts.map_flags = _check_u32(map_flags, "map_flags", op)
+    opts.map_flags = check_u32(map_flags, "map_flags", op)
     if inner_map_fd is not None:
         opts.inner_map_fd = _check_fd(inner_map_fd, op)
     if not 0 <= map_extra < 1 << 64:
@@ -291,19 +286,19 @@ def map_create(
     opts.map_extra = map_extra
     if numa_node is not None:
         # The kernel only reads numa_node when this flag says so.
-        opts.numa_node = _check_u32(numa_node, "numa_node", op)
+        opts.numa_node = check_u32(numa_node, "numa_node", op)
         opts.map_flags |= BPF_F_NUMA_NODE
     if btf_fd is not None:
         opts.btf_fd = _check_fd(btf_fd, op)
-        opts.btf_key_type_id = _check_u32(btf_key_type_id, "btf_key_type_id", op)
-        opts.btf_value_type_id = _check_u32(btf_value_type_id, "btf_value_type_id", op)
+        opts.btf_key_type_id = check_u32(btf_key_type_id, "btf_key_type_id", op)
+        opts.btf_value_type_id = check_u32(btf_value_type_id, "btf_value_type_id", op)
     return _call(
         op,
-        _check_u32(int(map_type), "map_type", op),
+        check_u32(int(map_type), "map_type", op),
         _name(name, op),
-        _check_u32(key_size, "key_size", op),
-        _check_u32(value_size, "value_size", op),
-        _check_u32(max_entries, "max_entries", op),
+        check_u32(key_size, "key_size", op),
+        check_u32(value_size, "value_size", op),
+        check_u32(max_entries, "max_entries", op),
         ctypes.byref(opts),
     )
 
@@ -390,7 +385,7 @@ def _map_sizes(fd: int, op: str) -> tuple[int, int]:
         # Let the kernel say what this operation makes of the fd (EBADF, EINVAL):
         # every map command checks the fd before touching the NULL buffers.
         null_args = {"bpf_map_update_elem": (None, None, 0)}.get(op, (None, None))[: _PROTOTYPE_ARGC[op] - 1]
-        ret = getattr(_lib(), op)(fd, *null_args)
+        ret = getattr(library(), op)(fd, *null_args)
         raise BPFError(-ret if ret < 0 else exc.errno, op, detail=f"fd {fd} is not a usable map") from None
     value = info.value_size
     if info.type in _PERCPU_MAPS:
@@ -480,9 +475,9 @@ def _raw_prog_load(
     op = "bpf_prog_load"
     opts = ProgLoadOpts(sz=ctypes.sizeof(ProgLoadOpts))
     if expected_attach_type is not None:
-        opts.expected_attach_type = _check_u32(int(expected_attach_type), "expected_attach_type", op)
-    opts.kern_version = _check_u32(kern_version, "kern_version", op)
-    opts.prog_flags = _check_u32(prog_flags, "prog_flags", op)
+        opts.expected_attach_type = check_u32(int(expected_attach_type), "expected_attach_type", op)
+    opts.kern_version = check_u32(kern_version, "kern_version", op)
+    opts.prog_flags = check_u32(prog_flags, "prog_flags", op)
     if log_buf is not None:
         # libbpf 1.1 wants log_buf and log_size both set or both unset.
         opts.log_level = log_level
@@ -492,8 +487,8 @@ def _raw_prog_load(
     lic = license.encode() if isinstance(license, str) else license
     if not isinstance(lic, bytes):
         raise BPFError(_errno.EINVAL, op, detail=f"license must be str, got {type(license).__name__}")
-    return _lib().bpf_prog_load(
-        _check_u32(int(prog_type), "prog_type", op),
+    return library().bpf_prog_load(
+        check_u32(int(prog_type), "prog_type", op),
         _name(name, op),
         lic,
         buf,
@@ -522,7 +517,7 @@ def prog_load(
     ret = _raw_prog_load(*args, 0, None)
     if ret >= 0:
         return ret
-    buf = ctypes.create_string_buffer(_check_u32(log_size, "log_size", op))
+    buf = ctypes.create_string_buffer(check_u32(log_size, "log_size", op))
     again = _raw_prog_load(*args, max(log_level, 1), buf)
     if again >= 0:
         os.close(again)
@@ -544,7 +539,7 @@ def prog_load_with_log(
     """Load with the verifier log on; returns (fd, log). Rejections raise like prog_load."""
     op = "bpf_prog_load"
     args = (prog_type, name, license, _check_insns(insns, op), expected_attach_type, kern_version, prog_flags)
-    buf = ctypes.create_string_buffer(_check_u32(log_size, "log_size", op))
+    buf = ctypes.create_string_buffer(check_u32(log_size, "log_size", op))
     ret = _raw_prog_load(*args, max(log_level, 1), buf)
     log = buf.value.decode(errors="replace")
     if ret >= 0:
@@ -572,7 +567,7 @@ def obj_get(path: PathArg) -> int:
 def prog_attach(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0) -> None:
     op = "bpf_prog_attach"
     _call(
-        op, _check_fd(prog_fd, op), _check_fd(target_fd, op), int(attach_type), _check_u32(flags, "flags", op)
+        op, _check_fd(prog_fd, op), _check_fd(target_fd, op), int(attach_type), check_u32(flags, "flags", op)
     )
 
 
@@ -600,7 +595,7 @@ def prog_query(target_fd: int, attach_type: int, query_flags: int = 0) -> ProgQu
                 op,
                 target_fd,
                 int(attach_type),
-                _check_u32(query_flags, "query_flags", op),
+                check_u32(query_flags, "query_flags", op),
                 ctypes.byref(flags),
                 ids,
                 ctypes.byref(count),
@@ -616,7 +611,7 @@ def prog_query(target_fd: int, attach_type: int, query_flags: int = 0) -> ProgQu
 
 def link_create(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0) -> int:
     op = "bpf_link_create"
-    opts = LinkCreateOpts(sz=ctypes.sizeof(LinkCreateOpts), flags=_check_u32(flags, "flags", op))
+    opts = LinkCreateOpts(sz=ctypes.sizeof(LinkCreateOpts), flags=check_u32(flags, "flags", op))
     return _call(op, _check_fd(prog_fd, op), _check_fd(target_fd, op), int(attach_type), ctypes.byref(opts))
 
 
@@ -631,7 +626,7 @@ def link_detach(link_fd: int) -> None:
 def _next_id(op: str, start: int) -> int | None:
     nxt = ctypes.c_uint32()
     try:
-        _call(op, _check_u32(start, "start id", op), ctypes.byref(nxt))
+        _call(op, check_u32(start, "start id", op), ctypes.byref(nxt))
     except BPFError as exc:
         if exc.errno == _errno.ENOENT:
             return None
@@ -674,19 +669,19 @@ def link_ids() -> set[int]:
 
 def prog_get_fd_by_id(id_: int) -> int:
     op = "bpf_prog_get_fd_by_id"
-    return _call(op, _check_u32(id_, "id", op))
+    return _call(op, check_u32(id_, "id", op))
 
 
 def map_get_fd_by_id(id_: int) -> int:
     op = "bpf_map_get_fd_by_id"
-    return _call(op, _check_u32(id_, "id", op))
+    return _call(op, check_u32(id_, "id", op))
 
 
 def link_get_fd_by_id(id_: int) -> int:
     op = "bpf_link_get_fd_by_id"
-    return _call(op, _check_u32(id_, "id", op))
+    return _call(op, check_u32(id_, "id", op))
 
 
 def libbpf_version() -> tuple[int, int]:
-    lib = _lib()
+    lib = library()
     return lib.libbpf_major_version(), lib.libbpf_minor_version()

@@ -101,7 +101,7 @@ class ObjectError(BPFError):
     """A libbpf object call failed; ``log`` is what libbpf printed while it ran."""
 
     def __str__(self) -> str:
-        text = f"{self.op}: {self.errno_name} ({raw._strerror(self.errno)})"
+        text = f"{self.op}: {self.errno_name} ({raw.strerror(self.errno)})"
         if self.detail:
             text += f": {self.detail}"
         if self.log:
@@ -167,7 +167,7 @@ def _lib() -> ctypes.CDLL:
 def _open() -> tuple[ctypes.CDLL, _Log]:
     global _state
     if _state is None:
-        lib = raw._lib()
+        lib = raw.library()
         try:
             for name, (restype, argtypes) in _PROTOTYPES.items():
                 func = getattr(lib, name)

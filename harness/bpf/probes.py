@@ -27,9 +27,9 @@ import struct
 
 from harness.bpf.libbpf import (
     BPFError,
-    _check_u32,
-    _lib,
+    check_u32,
     errno_name,
+    library,
     map_create,
     prog_load,
     prog_load_with_log,
@@ -110,7 +110,7 @@ def answer(what: str, err: int) -> Probe:
 def _libbpf_probe(what: str, func: str, type_: int) -> Probe | None:
     """libbpf's probe for type_, with the errno behind a "no"; None when libbpf has no probe for it."""
     ctypes.set_errno(0)
-    ret = getattr(_lib(), func)(int(type_), None)
+    ret = getattr(library(), func)(int(type_), None)
     err = ctypes.get_errno()
     if ret == -_errno.EOPNOTSUPP:
         return None
@@ -169,7 +169,7 @@ def probe_helper(prog_type: int, helper_id: int) -> Probe:
     what = f"calls to helper #{helper_id} from {_name(ProgType, prog_type)} programs"
     if prog_type in _NO_HELPER_PROBE:
         return Probe(what, None, f"{ProgType(prog_type).name} programs need a BTF attach target to be probed")
-    insns = struct.pack("<BBhi", 0x85, 0, 0, _check_u32(helper_id, "helper_id", "probe_helper"))
+    insns = struct.pack("<BBhi", 0x85, 0, 0, check_u32(helper_id, "helper_id", "probe_helper"))
     insns += struct.pack("<BBhi", 0x95, 0, 0, 0)
     try:
         fd, _ = prog_load_with_log(

@@ -153,13 +153,13 @@ def tracing(bpf_privileges) -> Iterator[Path]:
     if not TRACEFS.is_dir():
         pytest.skip(f"kernel has no tracefs ({TRACEFS} missing: CONFIG_TRACING off)")
     try:
-        fixtures._mount("tracefs", str(TRACEFS))
+        fixtures.mount("tracefs", str(TRACEFS))
     except OSError as exc:
         pytest.skip(f"tracefs is not mounted and mounting it failed: {exc}")
     try:
         yield TRACEFS
     finally:
-        fixtures._umount(str(TRACEFS))
+        fixtures.umount(str(TRACEFS))
 
 
 @pytest.fixture(scope="session")

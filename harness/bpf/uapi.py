@@ -1,4 +1,4 @@
-"""UAPI numbers of <linux/bpf.h>: map, program, attach and link types, and flags.
+"""UAPI numbers of <linux/bpf.h>: flags, and map, program, attach and link types.
 
 Plain data, no library needed; harness.bpf.libbpf takes and returns these.
 """
@@ -6,6 +6,38 @@ Plain data, no library needed; harness.bpf.libbpf takes and returns these.
 from __future__ import annotations
 
 import enum
+
+# Flags, or-ed together; each group is named by the harness.bpf.libbpf argument that takes it.
+# map_create(map_flags=)
+BPF_F_NO_PREALLOC = 1 << 0
+BPF_F_NO_COMMON_LRU = 1 << 1
+BPF_F_NUMA_NODE = 1 << 2
+BPF_F_RDONLY = 1 << 3
+BPF_F_WRONLY = 1 << 4
+BPF_F_STACK_BUILD_ID = 1 << 5
+BPF_F_ZERO_SEED = 1 << 6
+BPF_F_RDONLY_PROG = 1 << 7
+BPF_F_WRONLY_PROG = 1 << 8
+BPF_F_CLONE = 1 << 9
+BPF_F_MMAPABLE = 1 << 10
+BPF_F_PRESERVE_ELEMS = 1 << 11
+BPF_F_INNER_MAP = 1 << 12
+# map_update_elem(flags=): one of the first three, with BPF_F_LOCK or not
+BPF_ANY = 0
+BPF_NOEXIST = 1
+BPF_EXIST = 2
+BPF_F_LOCK = 4
+# prog_attach(flags=)
+BPF_F_ALLOW_OVERRIDE = 1 << 0
+BPF_F_ALLOW_MULTI = 1 << 1
+BPF_F_REPLACE = 1 << 2
+# prog_query(query_flags=)
+BPF_F_QUERY_EFFECTIVE = 1 << 0
+# prog_load(prog_flags=)
+BPF_F_STRICT_ALIGNMENT = 1 << 0
+BPF_F_ANY_ALIGNMENT = 1 << 1
+BPF_F_TEST_RND_HI32 = 1 << 2
+BPF_F_SLEEPABLE = 1 << 4
 
 
 class MapType(enum.IntEnum):
@@ -147,35 +179,3 @@ class LinkType(enum.IntEnum):
     TCX = 11
     UPROBE_MULTI = 12
     NETKIT = 13
-
-
-# map_flags
-BPF_F_NO_PREALLOC = 1 << 0
-BPF_F_NO_COMMON_LRU = 1 << 1
-BPF_F_NUMA_NODE = 1 << 2
-BPF_F_RDONLY = 1 << 3
-BPF_F_WRONLY = 1 << 4
-BPF_F_STACK_BUILD_ID = 1 << 5
-BPF_F_ZERO_SEED = 1 << 6
-BPF_F_RDONLY_PROG = 1 << 7
-BPF_F_WRONLY_PROG = 1 << 8
-BPF_F_CLONE = 1 << 9
-BPF_F_MMAPABLE = 1 << 10
-BPF_F_PRESERVE_ELEMS = 1 << 11
-BPF_F_INNER_MAP = 1 << 12
-# map_update_elem flags
-BPF_ANY = 0
-BPF_NOEXIST = 1
-BPF_EXIST = 2
-BPF_F_LOCK = 4
-# prog_attach flags
-BPF_F_ALLOW_OVERRIDE = 1 << 0
-BPF_F_ALLOW_MULTI = 1 << 1
-BPF_F_REPLACE = 1 << 2
-# prog_query flags
-BPF_F_QUERY_EFFECTIVE = 1 << 0
-# prog_flags
-BPF_F_STRICT_ALIGNMENT = 1 << 0
-BPF_F_ANY_ALIGNMENT = 1 << 1
-BPF_F_TEST_RND_HI32 = 1 << 2
-BPF_F_SLEEPABLE = 1 << 4

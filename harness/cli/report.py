@@ -38,14 +38,13 @@ def register(subparsers) -> None:
         "HTML, Markdown ($GITHUB_STEP_SUMMARY) and merged JSON on request.",
     )
     merge.add_argument("runs", nargs="+", type=Path, metavar="RUN.json")
-    merge.add_argument("--html", type=Path, metavar="OUT", help="one self-contained HTML page")
-    merge.add_argument(
-        "--markdown",
-        type=Path,
-        metavar="OUT",
-        help="Markdown, appended when OUT exists (as $GITHUB_STEP_SUMMARY wants)",
-    )
-    merge.add_argument("--json", type=Path, metavar="OUT", help="the merged results, same schema")
+    # what merge writes on request, each to a path of its own
+    for flag, text in (
+        ("--html", "one self-contained HTML page"),
+        ("--markdown", "Markdown, appended when OUT exists (as $GITHUB_STEP_SUMMARY wants)"),
+        ("--json", "the merged results, same schema"),
+    ):
+        merge.add_argument(flag, type=Path, metavar="OUT", help=text)
     merge.add_argument(
         "--baseline",
         type=Path,
