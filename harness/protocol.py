@@ -115,7 +115,17 @@ class Done:
 # What a TestReport holds when nothing but pytest made it (its id as "_id" from pytest 9); a phase that passed and holds nothing
 # else travels as {"passed": when, "duration": ..., "start": ..., "stop": ...}, a tenth the size:
 # the host rebuilds it from its own item (harness.plugin.dispatch).
-_PLAIN = {"nodeid", "_id", "location", "keywords", "outcome", "longrepr", "when", "user_properties", "sections"}
+_PLAIN = {
+    "nodeid",
+    "_id",
+    "location",
+    "keywords",
+    "outcome",
+    "longrepr",
+    "when",
+    "user_properties",
+    "sections",
+}
 _TIMES = ("duration", "start", "stop")
 COMPACT = "passed"
 

@@ -27,7 +27,9 @@ def test_protocol_rejects_foreign_lines(line):
 
 def test_a_phase_that_passed_with_nothing_to_show_travels_compact():
     def report(**kw):
-        return pytest.TestReport("t.py::x[6.1.192-3]", ("t.py", 1, "x"), {"x": 1}, "passed", None, "call", **kw)
+        return pytest.TestReport(
+            "t.py::x[6.1.192-3]", ("t.py", 1, "x"), {"x": 1}, "passed", None, "call", **kw
+        )
 
     plain = report(duration=0.25, start=1.0, stop=1.25)
     assert protocol.compact_report(plain) == {"passed": "call", "duration": 0.25, "start": 1.0, "stop": 1.25}
