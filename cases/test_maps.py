@@ -36,7 +36,7 @@ def test_a_new_map_is_listed_by_id(close_later, bpf_object_ids):
 
 
 def typed(map_type: MapType, *values, id: str):
-    """One map type's parameters, gated by the first kernel that has the type (harness/bpf/gates.py)."""
+    """One map type's parameters, gated by the first kernel that has the type (harness/bpf/gates.toml)."""
     return pytest.param(map_type, *values, id=id, marks=pytest.mark.requires(map_type=map_type))
 
 

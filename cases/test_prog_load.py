@@ -40,7 +40,7 @@ def test_hello_kprobe(close_later):
 
 
 def typed(prog_type: ProgType, attach_type: AttachType | None, id: str):
-    """One program type, gated (harness/bpf/gates.py): skipped where the probe cannot tell,
+    """One program type, gated (harness/bpf/gates.toml): skipped where the probe cannot tell,
     e.g. SCHED_CLS, XDP and CGROUP_SOCK need CAP_NET_ADMIN, which a CAP_BPF-only process lacks."""
     return pytest.param(prog_type, attach_type, id=id, marks=pytest.mark.requires(prog_type=prog_type))
 

@@ -37,7 +37,7 @@ import unittest
 
 import pytest
 
-from harness import ids, protocol, reportattrs, splat
+from harness import ids, protocol, pytestinternals, reportattrs, splat
 
 CASE = pytest.StashKey[str]()  # an item's id as collected, without the kernel: what the messages name
 
@@ -118,25 +118,21 @@ class KernelLog:
 def name_for_kernel(item: pytest.Item, kernel: str) -> None:
     """Give the item the id and name its KernelItem has on the host (harness.plugin.items).
 
-    pytest keeps the node id in a private attribute (``_nodeid`` up to 8.4, a
-    structured ``_id`` from 9) and reads it for ``PYTEST_CURRENT_TEST`` and the
-    reports. The name changes only for pytest's own items, whose use of it is
+    The id changes for every item (``pytestinternals.set_nodeid``: pytest reads it
+    for ``PYTEST_CURRENT_TEST`` and the reports). The name changes only for pytest's own items, whose use of it is
     known: a function finds its object by ``originalname``, a unittest method
     its TestCase by name (given the method's name here), a doctest runs its
     parsed examples. Other plugins' items keep their name, as their runtest
     may look their test up by it (pytest-cpp's do)."""
     item.stash[CASE] = item.nodeid
     nodeid = ids.with_kernel(item.nodeid, kernel)
-    if hasattr(item, "_id"):
-        item._id = type(item._id).parse(nodeid)
-    else:
-        item._nodeid = nodeid  # type: ignore[attr-defined]
+    pytestinternals.set_nodeid(item, nodeid)
     if not isinstance(item, pytest.Function | pytest.DoctestItem):
         return
     cls = getattr(item, "cls", None)
     if isinstance(item, pytest.Function) and isinstance(cls, type) and issubclass(cls, unittest.TestCase):
         method = item.originalname
-        item._getinstance = lambda: cls(method)  # type: ignore[method-assign]
+        pytestinternals.set_testcase_factory(item, lambda: cls(method))
     item.name = ids.with_kernel(item.name, kernel)
     item.keywords[item.name] = True  # as the host's item has both names
 

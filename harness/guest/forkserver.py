@@ -24,7 +24,7 @@ import sys
 import time
 import traceback
 
-from harness import protocol
+from harness import protocol, pytestinternals
 from harness.bpf import libbpf
 from harness.guest import agent, cleanup
 
@@ -114,14 +114,12 @@ class Timeline:
 
 def serve(channel: agent.Channel, request: protocol.Serve) -> int:
     """Run the fork server until the host closes the channel (the VM then powers off)."""
-    from _pytest.config import default_plugins, essential_plugins  # noqa: PLC0415
-
     # pytest imports its own plugins when each run's config is made: over 9p under TCG
     # each import is several round trips. (Installed plugins stay for each child to
     # load: pytest warns about plugin modules imported before it could rewrite them.)
-    for name in (*essential_plugins, *default_plugins, *PRELOAD):
+    for name in (*pytestinternals.builtin_plugin_modules(), *PRELOAD):
         with contextlib.suppress(ImportError):
-            importlib.import_module(name if name in PRELOAD else f"_pytest.{name}")
+            importlib.import_module(name)
     freeze_distributions()
 
     # what the host's plugin is made of, named by the host: the guest side imports nothing of it

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness import ids
+from harness import ids, pytestinternals
 from harness.plugin import options, rundir
 from harness.plugin.items import KernelItem
 from harness.plugin.roles import Role, records_results, role, vm_mode
@@ -168,9 +168,7 @@ def pytest_collection_modifyitems(session, config, items):
         if not item.get_closest_marker("host") and kernel in only.get(item.nodeid, [kernel])
     ]
     # the header's "collected N items / M deselected" counts items, which are now per kernel
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and hasattr(reporter, "_numcollected"):
-        reporter._numcollected += len(host) + len(routed) - len(items)
+    pytestinternals.count_collected(config, len(host) + len(routed) - len(items))
     items[:] = host + routed
     selects = _keyword_selection(config)
     if selects is not None:
@@ -191,27 +189,18 @@ def _keyword_selection(config):
     expression = config.option.keyword.strip()
     if not expression:
         return None
-    from _pytest.mark import KeywordMatcher  # noqa: PLC0415 - no public API evaluates -k
-    from _pytest.mark.expression import Expression  # noqa: PLC0415
-
-    try:
-        compiled = Expression.compile(expression)
-    except Exception:  # noqa: BLE001 - SyntaxError in pytest 9, ParseError before
+    matches = pytestinternals.keyword_expression(expression)
+    if matches is None:
         return None  # pytest's own -k says what is wrong with it, as a usage error
     config.stash[KEYWORD] = expression
     config.option.keyword = ""
     aliases = config.stash[ALIASES]
 
     def selects(item: pytest.Item) -> bool:
-        case, kernel = (item.case, item.kernel) if isinstance(item, KernelItem) else (item, None)
-        own = KeywordMatcher.from_item(case)
-
-        def matches(name: str, /, **kwargs) -> bool:
-            if own(name, **kwargs):
-                return True
-            return kernel is not None and (aliases.get(name) == kernel or ids.names_kernel(name, kernel))
-
-        return compiled.evaluate(matches)
+        if not isinstance(item, KernelItem):
+            return matches(item, lambda name: False)
+        kernel = item.kernel
+        return matches(item.case, lambda name: aliases.get(name) == kernel or ids.names_kernel(name, kernel))
 
     return selects
 
