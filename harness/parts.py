@@ -8,10 +8,16 @@
   pyproject.toml lists them (a test holds the two together); the guest imports
   them from the harness's module zip (``harness.vm.pyzip``).
 
-Names only, no imports: the guest side reads this without importing the plugin.
+- ``dependency_plugins()``: the pytest plugins that come with the harness's own
+  requirements (pytest-xdist's, platformdirs'), which the guest imports before
+  pytest starts (``protocol.Start.ahead``, a warm VM's preload).
+
+Names, and no imports at module level: the guest side reads this without importing the plugin.
 """
 
 from __future__ import annotations
+
+import functools
 
 PLUGIN_PARTS = (
     "harness.plugin.options",  # the command line and ini options
@@ -32,3 +38,28 @@ PACKAGES = (
     "harness.report",
     "harness.vm",
 )
+
+
+@functools.cache
+def dependency_plugins() -> frozenset[str]:
+    """The entry-point plugin modules of the distributions the harness requires (host side).
+
+    The guest imports them before pytest starts, so pytest does not rewrite their asserts: with
+    no bytecode cache in the guest that took 1.5-3 s of every guest session under TCG (mostly
+    platformdirs', whose plugin pytest rewrites with its whole package). The user's own plugins
+    are not among them and are rewritten there as on the host."""
+    from importlib import metadata  # noqa: PLC0415 - host side only
+
+    from packaging.requirements import Requirement  # noqa: PLC0415
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
+    try:
+        requires = metadata.requires("bpf-vm-harness") or []
+    except metadata.PackageNotFoundError:  # a checkout on sys.path, not installed
+        return frozenset()
+    ours = {canonicalize_name(Requirement(r).name) for r in requires if "extra ==" not in r}
+    return frozenset(
+        ep.module
+        for ep in metadata.entry_points(group="pytest11")
+        if ep.dist is not None and canonicalize_name(ep.dist.name) in ours
+    )

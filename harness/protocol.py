@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 
 # 4: Start.plugins, Run.ahead; 5: Start.initial and files, Ready.rootdir and nearest; 6: Serve.preload;
-# 7: compact reports in Done
+# 7: compact reports in Done, Start.ahead
 VERSION = 7
 
 
@@ -40,7 +40,9 @@ class Start:
     collects. Without them the guest collects ``collect`` from the rootdir.
     ``plugins``: the modules of the plugins the host's pytest loaded from entry
     points, registered as they are instead of every installed distribution's
-    metadata being read over 9p to find them (None: let pytest autoload)."""
+    metadata being read over 9p to find them (None: let pytest autoload). ``ahead``:
+    those of them to import before pytest starts, so unrewritten
+    (``harness.parts.dependency_plugins``)."""
 
     args: list[str]
     kernel: str
@@ -48,6 +50,7 @@ class Start:
     plugins: list[str] | None = None
     initial: list[str] | None = None
     files: list[str] | None = None
+    ahead: list[str] = field(default_factory=list)
 
 
 @dataclass

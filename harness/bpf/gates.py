@@ -21,10 +21,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import pkgutil
 import re
 import tomllib
 from collections.abc import Callable
-from importlib import resources
 
 import pytest
 from packaging.version import Version
@@ -32,8 +32,11 @@ from packaging.version import Version
 from harness.bpf import context, probes
 from harness.bpf.uapi import MapType, ProgType
 
-# The first kernels: gates.toml, beside this module (package data, also in the guest's zip).
-_TABLE = tomllib.loads((resources.files("harness.bpf") / "gates.toml").read_text(encoding="utf-8"))
+# The first kernels: gates.toml, beside this module (package data, also in the guest's zip). Read
+# through the module's loader: importlib.resources parses the whole zip again, 1 s of a TCG guest.
+_DATA = pkgutil.get_data("harness.bpf", "gates.toml")
+assert _DATA is not None, "harness/bpf/gates.toml is missing from the installation"
+_TABLE = tomllib.loads(_DATA.decode())
 
 
 def _first_kernels(section: str) -> dict[str, tuple[str, str]]:

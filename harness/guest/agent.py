@@ -434,6 +434,8 @@ def session(channel: Channel, start, extra: tuple = ()) -> int:
     if not isinstance(start, protocol.Start):
         channel.send(protocol.Fatal(f"expected Start, got {start!r}"))
         return 2
+    for name in start.ahead:  # before pytest's rewrite hook exists (protocol.Start.ahead)
+        importlib.import_module(name)
     agent = Agent(channel, start)
     args = list(start.args)
     if start.plugins is not None:

@@ -115,8 +115,8 @@ class Timeline:
 def serve(channel: agent.Channel, request: protocol.Serve) -> int:
     """Run the fork server until the host closes the channel (the VM then powers off)."""
     # pytest imports its own plugins when each run's config is made: over 9p under TCG
-    # each import is several round trips. (Installed plugins stay for each child to
-    # load: pytest warns about plugin modules imported before it could rewrite them.)
+    # each import is several round trips. (The user's installed plugins stay for each child
+    # to load: pytest warns about plugin modules imported before it could rewrite them.)
     for name in (*pytestinternals.builtin_plugin_modules(), *PRELOAD):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

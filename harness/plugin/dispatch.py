@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import protocol, reportattrs
+from harness import parts, protocol, reportattrs
 from harness.plugin.items import KernelItem
 from harness.plugin.roles import Role, role
 from harness.vm import accel, pyzip, vng
@@ -145,12 +145,14 @@ class Runner:
             vm = WarmVM(kernel, self.vmcfg, cwd, idle_timeout=idle, say=lambda text: note(self.config, text))
         else:
             vm = VM(kernel, self.vmcfg, cwd)
+        plugins = entry_point_plugins(self.config)
         ready = vm.start(
             self._guest_args(name),
             cases,
-            entry_point_plugins(self.config),
+            plugins,
             initial=self.route.initial,
             files=files,
+            ahead=ahead_plugins(self.config, plugins),
         )
         self.vm = vm
         note(
@@ -326,6 +328,20 @@ def entry_point_plugins(config) -> list[str] | None:
             return None
         names.append(plugin.__name__)
     return names
+
+
+def ahead_plugins(config, plugins: list[str] | None) -> list[str]:
+    """The entry-point plugins the guest imports before pytest starts, so unrewritten (protocol.Start.ahead):
+    those of the harness's own requirements (parts.dependency_plugins), but not those of a package
+    this run also names a module of as a plugin (a conftest's ``pytest_plugins``, ``-p``): pytest
+    must rewrite that module, so its package must not be imported before."""
+    ours = set(plugins or ()) & parts.dependency_plugins()
+    named = {
+        plugin.__name__.split(".")[0]
+        for plugin in config.pluginmanager.get_plugins()
+        if isinstance(plugin, types.ModuleType) and plugin.__name__ not in ours
+    }
+    return sorted(name for name in ours if name.split(".")[0] not in named)
 
 
 def vm_cpus(config) -> int:

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness import protocol, splat
@@ -85,13 +86,14 @@ class VM(Conversation):
         *,
         initial: list[str] | None = None,
         files: list[str] | None = None,
+        ahead: Sequence[str] = (),
     ) -> protocol.Ready:
         """Boot, hand the guest its pytest arguments, plugins and cases, and wait until it has collected.
 
-        ``initial`` and ``files``: the host's collection arguments and the cases' files
-        (protocol.Start)."""
+        ``initial``, ``files`` and ``ahead``: the host's collection arguments, the cases' files
+        and the plugins to import before pytest starts (protocol.Start)."""
         started = self.launch()
-        self.send(self.start_message(args, collect, plugins, initial, files))
+        self.send(self.start_message(args, collect, plugins, initial, files, ahead))
         return self.accept_ready(self.await_boot(), started)
 
     def launch(self) -> float:

@@ -12,6 +12,7 @@ too.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -97,6 +98,7 @@ class GuestVM(Protocol):
         *,
         initial: list[str] | None = None,
         files: list[str] | None = None,
+        ahead: Sequence[str] = (),
     ) -> protocol.Ready: ...
 
     def run(self, nodeid: str, next_nodeid: str | None = None) -> protocol.Done: ...
@@ -161,9 +163,16 @@ class Conversation:
         plugins: list[str] | None,
         initial: list[str] | None,
         files: list[str] | None,
+        ahead: Sequence[str] = (),
     ) -> protocol.Start:
         return protocol.Start(
-            args=args, kernel=self.kernel.name, collect=collect, plugins=plugins, initial=initial, files=files
+            args=args,
+            kernel=self.kernel.name,
+            collect=collect,
+            plugins=plugins,
+            initial=initial,
+            files=files,
+            ahead=list(ahead),
         )
 
     def accept_ready(self, msg, started: float, what: str = "the guest") -> protocol.Ready:

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,6 +239,7 @@ class WarmVM(Conversation):
         *,
         initial: list[str] | None = None,
         files: list[str] | None = None,
+        ahead: Sequence[str] = (),
     ) -> protocol.Ready:
         started = time.monotonic()
         key = settings_key(self.kernel.image, self.cfg)
@@ -276,7 +277,7 @@ class WarmVM(Conversation):
         if os.environ.get(PROFILE_ENV):  # a profile of the run's start-up, for bench/warm.py
             env[PROFILE_ENV] = os.environ[PROFILE_ENV]
         self.send(protocol.Fork(cwd=str(self.cwd), env=env))
-        self.send(self.start_message(args, collect, plugins, initial, files))
+        self.send(self.start_message(args, collect, plugins, initial, files, ahead))
         try:
             msg = self.receive(self.cfg.boot_timeout)
         except VMLost as lost:

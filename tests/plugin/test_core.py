@@ -54,6 +54,7 @@ class FakeVM:
     ``*not_in_guest*``, fails ``*fails*``, dies in ``*lost*`` (a kernel panic)."""
 
     booted: list[tuple[str, list[str]]] = []  # (kernel, cases), one per boot
+    ahead: list[str] = []  # the last Start's plugins to import before pytest (protocol.Start.ahead)
 
     def __init__(self, kernel, cfg, cwd: Path):
         self.kernel, self.cfg, self.cwd = kernel, cfg, cwd
@@ -62,9 +63,10 @@ class FakeVM:
         self.boot_seconds = 0.5
         self.log_path = cwd / f"{kernel.name}.console.log"
 
-    def start(self, args, cases, plugins, *, initial, files) -> protocol.Ready:
+    def start(self, args, cases, plugins, *, initial, files, ahead=()) -> protocol.Ready:
         assert args[args.index("--harness-guest-kernel") + 1] == self.kernel.name
         FakeVM.booted.append((self.kernel.name, list(cases)))
+        FakeVM.ahead = list(ahead)
         collected = [case for case in cases if "not_in_guest" not in case]
         self.ready = protocol.Ready(
             release=f"{self.kernel.name}-fake", version="#1", uptime=1.0, nodeids=collected, rootdir="/guest"
@@ -352,3 +354,15 @@ class _Spy:
 
 def test_the_toolkit_alone_runs_as_a_plain_local_run():
     assert context.of(types.SimpleNamespace(stash=pytest.Stash())) == context.Run()
+
+
+def test_the_harness_dependencies_plugins_go_ahead_unless_the_run_names_a_module_of_theirs(harness_run):
+    """pytest-xdist's plugins are imported before the guest's pytest, unrewritten (seconds under TCG),
+    except in a run whose conftest names an xdist module as a plugin: pytest rewrites that one."""
+    harness_run.makepyfile(test_t="def test_a():\n    pass\n")
+    harness_run.runpytest_inprocess(*kernel_args("6.1.192")).assert_outcomes(passed=1)
+    first = FakeVM.ahead
+    assert {"xdist.plugin", "xdist.looponfail"} <= set(first)
+    harness_run.makeconftest('pytest_plugins = ["xdist._version"]\n')
+    harness_run.runpytest_inprocess(*kernel_args("6.1.192")).assert_outcomes(passed=1)
+    assert FakeVM.ahead == [name for name in first if not name.startswith("xdist.")]
