@@ -21,7 +21,9 @@ def test_table_states_each_target_and_whether_it_was_met():
             "warm": _row(1.9, 1.2),
             "warm_again": _row(2.5, 1.5),
             "b2_one": _row(2.0),
-            "b2_200": _row(4.0),
+            "b2_200": {**_row(4.0), "per_test_ms": 30.0},
+            "pytest_own": {**_row(80.0), "per_test_ms": 25.0},
+            "cold_no_boot_args": _row(26.4, 23.0),
             "suite_cold": _row(100.0, summary="155 passed"),
             "suite_warm_boot": _row(120.0, summary="155 passed"),
             "suite_warm": _row(30.0, summary="155 passed"),
@@ -34,3 +36,7 @@ def test_table_states_each_target_and_whether_it_was_met():
     assert lines["| warm, third run"].endswith("| no |")
     assert "**10.1 ms/test**" in lines["| B2"] and lines["| B2"].endswith("| no |")  # 2.0 s / 199
     assert "| 0.30 |" in lines["| suite, --reuse-vm, second"]
+    assert "**1.20x**" in lines["| B2 against pytest's own"] and lines["| B2 against pytest's own"].endswith(
+        "| yes |"
+    )
+    assert "| 1.10 |" in lines["| cold, without `tsc=reliable cryptomgr.notests` (`--vm-append` undoes them)"]

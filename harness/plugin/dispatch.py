@@ -48,6 +48,11 @@ def vm_config(config, run_dir: str | None) -> VMConfig:
             config,
             f"KVM unusable ({chosen.reason}); VMs run under TCG, about 10-20 s a boot (force with --accel)",
         )
+    for arg in config.option.vm_append:
+        if not arg or any(c.isspace() or c in "\"'" for c in arg):
+            raise pytest.UsageError(
+                f"--vm-append {arg!r}: give one kernel argument per --vm-append, without spaces or quotes"
+            )
     boot_timeout = config.option.vm_boot_timeout or (60.0 if chosen.name == "kvm" else 300.0)
     results = Path(run_dir) if run_dir else None
     return VMConfig(
@@ -59,7 +64,10 @@ def vm_config(config, run_dir: str | None) -> VMConfig:
         log_dir=results / "vm-logs" if results else Path("results") / "vm-logs",
         results_dir=results,
         run_ahead=run_ahead(config),
-        append=vng.FULL_INIT_APPEND if config.option.vm_full_init else vng.APPEND,
+        append=(
+            *(vng.FULL_INIT_APPEND if config.option.vm_full_init else vng.APPEND),
+            *config.option.vm_append,
+        ),
         pvh_boot=os.environ.get("HARNESS_PVH") != "0",  # 0: boot the bzImage, as vng does (bench/warm.py)
     )
 

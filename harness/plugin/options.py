@@ -54,6 +54,14 @@ def pytest_addoption(parser):
         help="a test that runs longer is ended as 'VM lost' (default 300)",
     )
     group.addoption(
+        "--vm-append",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more kernel command-line argument for the guest, e.g. --vm-append=nokaslr "
+        "(repeat for more; a later one of the same name wins, as the kernel reads them)",
+    )
+    group.addoption(
         "--vm-full-init",
         action="store_true",
         help="run virtme-ng's whole init in the guest (systemd-tmpfiles, udev coldplug); by default "

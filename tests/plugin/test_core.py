@@ -55,6 +55,7 @@ class FakeVM:
 
     booted: list[tuple[str, list[str]]] = []  # (kernel, cases), one per boot
     ahead: list[str] = []  # the last Start's plugins to import before pytest (protocol.Start.ahead)
+    cfg_append: list[str] = []  # the last boot's kernel arguments
 
     def __init__(self, kernel, cfg, cwd: Path):
         self.kernel, self.cfg, self.cwd = kernel, cfg, cwd
@@ -67,6 +68,7 @@ class FakeVM:
         assert args[args.index("--harness-guest-kernel") + 1] == self.kernel.name
         FakeVM.booted.append((self.kernel.name, list(cases)))
         FakeVM.ahead = list(ahead)
+        FakeVM.cfg_append = list(self.cfg.append)
         collected = [case for case in cases if "not_in_guest" not in case]
         self.ready = protocol.Ready(
             release=f"{self.kernel.name}-fake", version="#1", uptime=1.0, nodeids=collected, rootdir="/guest"
@@ -366,3 +368,13 @@ def test_the_harness_dependencies_plugins_go_ahead_unless_the_run_names_a_module
     harness_run.makeconftest('pytest_plugins = ["xdist._version"]\n')
     harness_run.runpytest_inprocess(*kernel_args("6.1.192")).assert_outcomes(passed=1)
     assert FakeVM.ahead == [name for name in first if not name.startswith("xdist.")]
+
+
+def test_vm_append_adds_kernel_arguments_one_at_a_time(harness_run):
+    harness_run.makepyfile(test_t="def test_a():\n    pass\n")
+    result = harness_run.runpytest_inprocess(*kernel_args("6.1.192"), "--vm-append=nokaslr")
+    result.assert_outcomes(passed=1)
+    assert FakeVM.cfg_append[-1] == "nokaslr" and "tsc=reliable" in FakeVM.cfg_append
+    bad = harness_run.runpytest_inprocess(*kernel_args("6.1.192"), "--vm-append=a b")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--vm-append 'a b': give one kernel argument per --vm-append*"])
