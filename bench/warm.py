@@ -123,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with tempfile.TemporaryDirectory() as home:
-            vng = str(Path(PY).parent / "vng")
+            bare_vng = str(Path(PY).parent / "vng")
             # a user's shell in the activated virtualenv: vng runs virtme-run from PATH
             floor_env = {**env, "HOME": home, "PATH": f"{Path(PY).parent}{os.pathsep}{env.get('PATH', '')}"}
-            cmd = [vng, "--disable-kvm", "-r", str(image), "-m", "1G", "-p", "2", "--", "true"]
+            cmd = [bare_vng, "--disable-kvm", "-r", str(image), "-m", "1G", "-p", "2", "--", "true"]
             rows["floor"] = timed(cmd, floor_env, args.out / "floor.log")
         rows["cold"] = timed(
             [*pytest, "--kernel", "6.1", *res("cold"), "bench/case_one.py"], env, args.out / "cold.log"
