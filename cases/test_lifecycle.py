@@ -1,15 +1,16 @@
 """Object lifetimes: what dies with the process that loaded it, and what a pin or an attachment keeps.
 
-Children are started with exec (sys.executable), never a bare fork, so they
-share no bpf fds with this process. Ids are compared as sets, with a deadline:
-a map held by a closing program goes only after an RCU grace period.
+Children come from a multiprocessing fork server, never a bare fork of this
+process: the server was started with exec, so they share no bpf fds with it, and
+each child costs a fork instead of an interpreter start (_child.py). Ids are
+compared as sets, with a deadline: a map held by a closing program goes only
+after an RCU grace period.
 """
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -25,26 +26,31 @@ from harness.libbpf import AttachType, LinkType, MapType, ProgType
 pytestmark = pytest.mark.usefixtures("bpf_object_ids")
 
 CHILD = Path(__file__).with_name("_child.py")
-REPO = CHILD.resolve().parent.parent
 DEADLINE = 5.0
 # How long an object must survive to count as "kept alive": far above the RCU delay (ms).
 STAYS = 0.3
 
 
+if str(CHILD.parent) not in sys.path:  # the fork server imports _child by name (--import-mode=importlib)
+    sys.path.insert(0, str(CHILD.parent))
+import _child  # noqa: E402
+
+FORKS = multiprocessing.get_context("forkserver")
+FORKS.set_forkserver_preload(["_child"])
+
+
 def run_child(*args: str) -> dict:
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    # The repo may be read-only (inside the VM): -B and the variable keep .pyc out of it.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    done = subprocess.run(
-        [sys.executable, "-B", str(CHILD), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
+    """_child's answer for args, from a child process that has exited by the time this returns."""
+    answer, theirs = FORKS.Pipe(duplex=False)
+    child = FORKS.Process(target=_child.serve, args=(list(args), theirs), name=f"child {args[0]}")
+    child.start()
+    theirs.close()
+    got = answer.recv() if answer.poll(60) else None
+    child.join(60)
+    assert child.exitcode == 0 and got is not None, (
+        f"child {args} failed: exit code {child.exitcode} (its traceback is in the captured stderr)"
     )
-    assert done.returncode == 0, f"child {args} failed:\n{done.stderr}"
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return got
 
 
 def alive_after(ids_of: Callable[[], set[int]], ids: set[int], timeout: float = DEADLINE) -> set[int]:
