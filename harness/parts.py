@@ -10,7 +10,8 @@
 
 - ``dependency_plugins()``: the pytest plugins that come with the harness's own
   requirements (pytest-xdist's, platformdirs'), which the guest imports before
-  pytest starts (``protocol.Start.ahead``, a warm VM's preload).
+  pytest starts (``protocol.Start.ahead``; ``harness.plugin.dispatch.ahead_plugins``
+  leaves out those a run needs rewritten).
 
 Names, and no imports at module level: the guest side reads this without importing the plugin.
 """

@@ -115,9 +115,9 @@ class Done:
     reports: list[dict]
 
 
-# What a TestReport holds when nothing but pytest made it (its id as "_id" from pytest 9); a phase that passed and holds nothing
-# else travels as {"passed": when, "duration": ..., "start": ..., "stop": ...}, a tenth the size:
-# the host rebuilds it from its own item (harness.plugin.dispatch).
+# What a TestReport holds when nothing but pytest made it (its id as "_id" from pytest 9). A phase
+# that passed and holds nothing else travels as {"passed": when, "duration": ..., "start": ...,
+# "stop": ...}, a tenth the size: the host rebuilds it from its own item (harness.plugin.dispatch).
 _PLAIN = {
     "nodeid",
     "_id",

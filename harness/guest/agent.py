@@ -119,8 +119,9 @@ def name_for_kernel(item: pytest.Item, kernel: str) -> None:
     """Give the item the id and name its KernelItem has on the host (harness.plugin.items).
 
     The id changes for every item (``pytestinternals.set_nodeid``: pytest reads it
-    for ``PYTEST_CURRENT_TEST`` and the reports). The name changes only for pytest's own items, whose use of it is
-    known: a function finds its object by ``originalname``, a unittest method
+    for ``PYTEST_CURRENT_TEST`` and the reports). The name changes only for
+    pytest's own items, whose use of it is known: a function finds its object
+    by ``originalname``, a unittest method
     its TestCase by name (given the method's name here), a doctest runs its
     parsed examples. Other plugins' items keep their name, as their runtest
     may look their test up by it (pytest-cpp's do)."""
