@@ -46,7 +46,7 @@ EXPERIMENTS = (
     (
         "b1x-bare-vng",
         "experiment: bare `vng -r IMAGE -m 1G -p 2 -- true` (no --verbose, --force-9p, module blacklist)",
-        dict(verbose=False, force_9p=False, append=()),
+        dict(verbose=False, force_9p=False, append=(), cached=()),
     ),
     ("b1x-without-force-9p", "experiment: floor without `--force-9p`", dict(force_9p=False)),
     (

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench import logs
-from harness.vm import accel, vng
+from harness.vm import accel, pagecache, vng
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -198,6 +198,7 @@ class Bench:
         ``options`` go to ``harness.vm.vng.command``; only the B1x experiments
         pass any, to show what the harness's choices save over a bare vng.
         """
+        options.setdefault("cached", pagecache.dirs(image))  # the same devices as the harness's VM
         cmd = vng.command(image, REPO, shlex.join(script), kvm=self.kvm, **options)
         env = vng.environment(self.home, cmd[0])
         env["PYTHONUNBUFFERED"] = "1"  # line timestamps mean when the line was printed

@@ -11,7 +11,7 @@ Rows, each beside its baseline, measured one after the other on this machine:
 - B2: per-test overhead in the warm VM, (200 trivial tests - 1 trivial test) / 199; target <= 10 ms;
   and its cadence (bench/cadence.py) against plain pytest's in a booted guest; target <= 1.5x;
 - the cold row again with each boot cut undone: ``--vm-full-init``, ``HARNESS_PVH=0``, the boot
-  arguments (``vng.WITHOUT_BOOT_ARGS``);
+  arguments (``vng.WITHOUT_BOOT_ARGS``), the page-cache shares (``HARNESS_PAGE_CACHE=0``);
 - suite: ``pytest --kernel S1 --kernel S2 ... -n 2 cases/``, every Debian series of the catalog,
   cold and then warm (the second run with --reuse-vm).
 
@@ -92,11 +92,14 @@ def cadence(log: Path) -> float | None:
 
 
 def pytest_in_guest(image: Path, home: str, env: dict, log: Path) -> dict:
-    from harness.vm import vng
+    from harness.vm import pagecache, vng
 
     plain = [PY, "-B", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:bpf_vm_harness", *CADENCE]
-    script = OWN_SCRIPT.format(pytest=shlex.join([*plain, "bench/cases_trivial.py"]))
-    cmd = vng.command(image, REPO, script, verbose=False)
+    cached = pagecache.dirs(image)  # the same guest as the harness's: the same trees cached
+    script = pagecache.guest_command(cached) + OWN_SCRIPT.format(
+        pytest=shlex.join([*plain, "bench/cases_trivial.py"])
+    )
+    cmd = vng.command(image, REPO, script, verbose=False, cached=cached)
     row = timed(cmd, vng.environment(home, cmd[0], env), log)
     row["per_test_ms"] = cadence(log)
     return row
@@ -147,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             [*pytest, "--kernel", "6.1", *res("cnp"), "bench/case_one.py"],
             {**env, "HARNESS_PVH": "0"},
             args.out / "cold-no-pvh.log",
+        )
+        rows["cold_no_page_cache"] = timed(
+            [*pytest, "--kernel", "6.1", *res("cnc"), "bench/case_one.py"],
+            {**env, "HARNESS_PAGE_CACHE": "0"},
+            args.out / "cold-no-page-cache.log",
         )
         with tempfile.TemporaryDirectory() as home:
             rows["pytest_own"] = pytest_in_guest(image, home, env, args.out / "pytest-own.log")
@@ -228,6 +236,10 @@ def render(report: dict) -> str:
         ("cold_full_init", "cold, virtme-ng's whole init (`--vm-full-init`: no init shims)"),
         ("cold_no_pvh", "cold, bzImage as vng boots it (`HARNESS_PVH=0`: no PVH vmlinux)"),
         ("cold_no_boot_args", "cold, without `tsc=reliable cryptomgr.notests` (`--vm-append` undoes them)"),
+        (
+            "cold_no_page_cache",
+            "cold, the whole root uncached (`HARNESS_PAGE_CACHE=0`: no page-cache shares)",
+        ),
     ):
         if key in r:
             s = r[key]["seconds"]

@@ -69,6 +69,7 @@ def vm_config(config, run_dir: str | None) -> VMConfig:
             *config.option.vm_append,
         ),
         pvh_boot=os.environ.get("HARNESS_PVH") != "0",  # 0: boot the bzImage, as vng does (bench/warm.py)
+        page_cache=os.environ.get("HARNESS_PAGE_CACHE") != "0",  # 0: the whole root uncached, as vng has it
     )
 
 

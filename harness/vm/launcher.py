@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import protocol, splat
-from harness.vm import pvh, vng
+from harness.vm import pagecache, pvh, vng
 from harness.vm.seam import Conversation, VMBootError, VMConfig, VMLost
 
 CONSOLE_TAIL = 300  # lines of console kept in memory for reports
@@ -66,16 +66,18 @@ class VM(Conversation):
     def command(self) -> list[str]:
         """The vng command line that boots this VM and starts the guest agent in it."""
         cfg = self.cfg
+        cached = pagecache.dirs(self.kernel.image) if cfg.page_cache else ()
         return vng.command(
             self.kernel.image,
             self.cwd,
-            vng.guest_command(cfg.results_dir, cfg.pyzip),
+            vng.guest_command(cfg.results_dir, cfg.pyzip, cached),
             memory=cfg.memory,
             cpus=cfg.cpus,
             kvm=cfg.accel == "kvm",
             rwdirs=[cfg.results_dir] if cfg.results_dir is not None else [],
             append=cfg.append,
             pvh=pvh.vmlinux(self.kernel.image) if cfg.pvh_boot else None,
+            cached=cached,
         )
 
     def start(

@@ -57,6 +57,9 @@ class VMConfig:
     pyzip: tuple[Path, ...] = ()  # see harness.vm.pyzip
     run_ahead: bool = False  # Run.ahead: the guest may start the next test early (dispatch.run_ahead)
     pvh_boot: bool = True  # boot the uncompressed vmlinux through QEMU's PVH entry where the kernel has one
+    page_cache: bool = (
+        True  # read /usr, the interpreter and the kernel through 9p's page cache (harness.vm.pagecache)
+    )
 
 
 @dataclass(frozen=True)

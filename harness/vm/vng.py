@@ -22,6 +22,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from harness.vm import pagecache
+
 VNG_ENV = "HARNESS_VNG"
 
 # udev autoloads drivers for every device of QEMU's q35 machine; loading them
@@ -110,8 +112,11 @@ def find_vng() -> str:
     return found
 
 
-def guest_command(results_dir: Path | None = None, pyzips: Sequence[Path] = ()) -> str:
-    """The shell command that starts the guest agent, importing from tmpfs if it can (harness.vm.pyzip).
+def guest_command(
+    results_dir: Path | None = None, pyzips: Sequence[Path] = (), cached: Sequence[Path] = ()
+) -> str:
+    """The shell command that starts the guest agent, importing from tmpfs if it can (harness.vm.pyzip),
+    after mounting ``cached`` through the page cache (harness.vm.pagecache).
 
     ``-P``: the harness comes from its zip even when the working directory is
     a checkout of the harness; the agent puts the directory back first on
@@ -122,11 +127,12 @@ def guest_command(results_dir: Path | None = None, pyzips: Sequence[Path] = ()) 
         env.append(f'PATH="${{PATH#{INIT_SHIMS}:}}"')
     if results_dir is not None:
         env.append(f"HARNESS_RESULTS_DIR={shlex.quote(str(results_dir))}")
+    mounts = pagecache.guest_command(cached)
     if not pyzips:
-        return " ".join([*env, "exec", agent])
+        return mounts + " ".join([*env, "exec", agent])
     copies = [GUEST_PYZIP.format(i) for i in range(len(pyzips))]
     cp = " && ".join(f"cp -- {shlex.quote(str(src))} {dst}" for src, dst in zip(pyzips, copies, strict=True))
-    return f"{cp} && " + " ".join([*env, f"PYTHONPATH={':'.join(copies)}", "exec", agent])
+    return f"{mounts}{cp} && " + " ".join([*env, f"PYTHONPATH={':'.join(copies)}", "exec", agent])
 
 
 def command(
@@ -142,12 +148,14 @@ def command(
     verbose: bool = True,
     force_9p: bool = True,
     pvh: Path | None = None,
+    cached: Sequence[Path] = (),
 ) -> list[str]:
     """vng booting ``image`` and running the shell command ``script`` in ``cwd``.
 
     ``verbose`` (the kernel console on standard error) and ``force_9p`` are
     what the harness always uses; the benchmarks turn them off only to show
-    what a bare vng costs.
+    what a bare vng costs. ``cached``: directories shared again for the page cache
+    (harness.vm.pagecache; the script mounts them).
     """
     cmd = [find_vng()]
     if verbose:
@@ -166,6 +174,7 @@ def command(
     # harness.vm.pvh: vng appends --qemu-opts last (through a shell), and QEMU keeps the last -kernel
     if pvh is not None and _CMDLINE_SAFE.fullmatch(str(pvh)):
         cmd.append(f"--qemu-opts=-kernel {pvh}")
+    cmd += pagecache.qemu_options(cached)
     return [*cmd, "--", script]
 
 

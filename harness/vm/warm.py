@@ -45,7 +45,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from harness import protocol
-from harness.vm import records
+from harness.vm import pagecache, records
 from harness.vm.records import Answer, Record, Request, Spec
 from harness.vm.seam import Conversation, VMBootError, VMConfig, VMError, VMLost
 
@@ -116,6 +116,8 @@ def settings_key(image: Path, cfg: VMConfig) -> str:
         "rwdir": str(cfg.results_dir),
         # the guest's fork server reads the installed distributions once (harness.guest.forkserver.freeze_distributions)
         "site": [_mtime(Path(p)) for p in sys.path if p.endswith(("site-packages", "dist-packages"))],
+        # the guest keeps what it read of these trees (harness.vm.pagecache)
+        "page_cache": pagecache.stamp(image) if cfg.page_cache else [],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.vm import vng
+from harness.vm import pagecache, vng
 from harness.vm.launcher import VM
 from harness.vm.seam import VMConfig
 from tests.vm import fakevng
@@ -68,5 +68,7 @@ def test_the_launchers_command_is_one_the_fake_accepts(monkeypatch, tmp_path):
         f"cp -- {tmp_path / 'h.zip'} {vng.GUEST_PYZIP.format(0)} && "
         f"cp -- {tmp_path / 'py.zip'} {vng.GUEST_PYZIP.format(1)} && "
     )
-    assert args.script[0].startswith(copies)
+    cached = pagecache.dirs(Kernel.image)  # /usr and the interpreter: the image is in no cache entry
+    assert [f"--qemu-opts={o}" for o in args.qemu_opts] == pagecache.qemu_options(cached)
+    assert args.script[0].startswith(pagecache.guest_command(cached) + copies)
     assert args.script[0].endswith("-B -P -m harness.guest")

@@ -7,6 +7,7 @@ tests/test_vm.py runs this file explicitly with ``--kernel``.
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +34,34 @@ def test_module_autoload_and_udev_tools():
     assert "initshims" not in os.environ["PATH"]
     assert "initshims" not in (shutil.which("udevadm") or "")
     assert Path("/dev/virtio-ports").is_dir()
+
+
+def _mounts() -> dict[str, tuple[str, str]]:
+    """mount point -> (type, options), the last mount on each point."""
+    found = {}
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _, point, kind, options = line.split()[:4]
+        found[point] = (kind, options)
+    return found
+
+
+def test_system_trees_come_through_the_page_cache():
+    """harness.vm.pagecache: /usr, the interpreter and the kernel's cache entry are 9p shares with
+    cache=loose; /usr stays writable, the modules stay linked, the project stays uncached."""
+    mounts = _mounts()
+    assert mounts["/usr"][0] == "overlay" and "lowerdir=/run/harness-usr/lower" in mounts["/usr"][1]
+    assert mounts["/run/harness-usr/lower"][0] == "9p" and "loose" in mounts["/run/harness-usr/lower"][1]
+    prefix = str(Path(sys.base_prefix).resolve())
+    if not prefix.startswith("/usr/"):
+        assert mounts[prefix][0] == "9p" and "loose" in mounts[prefix][1]
+    modules = Path("/lib/modules") / os.uname().release
+    assert (modules / "modules.dep").is_file()
+    entry = str(modules.resolve().parent.parent.parent)  # <entry>/lib/modules/<release>
+    assert mounts[entry][0] == "9p" and "loose" in mounts[entry][1]
+    assert "loose" not in mounts["/"][1]  # the project, the virtualenv: read afresh
+    probe = Path("/usr/harness-probe")  # the overlay's upper layer, a tmpfs: nothing reaches the host
+    probe.write_text("guest")
+    probe.unlink()
 
 
 def test_fails():
