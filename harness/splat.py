@@ -6,7 +6,7 @@ import re
 
 # The first line of every report the kernel prints when something went wrong.
 START = re.compile(
-    r"(Kernel panic - not syncing|kernel BUG at|BUG: |Oops: |WARNING: CPU: |"
+    r"(Kernel panic - not syncing|PANIC: early exception|kernel BUG at|BUG: |Oops: |WARNING: CPU: |"
     r"general protection fault|UBSAN: |watchdog: BUG: soft lockup|"
     r"rcu: INFO: rcu_\w+ (self-)?detected stall|INFO: task .* blocked for more than)"
 )

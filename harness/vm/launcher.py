@@ -15,6 +15,7 @@ import collections
 import itertools
 import os
 import queue
+import re
 import shlex
 import signal
 import subprocess
@@ -43,6 +44,14 @@ except OSError:
     pass
 """
 _serial = itertools.count(1)
+# Console lines that end a boot for good; QEMU runs on after them (panic=-1 is not yet in force
+# that early), so waiting for the boot timeout would only waste it. A kernel command line over
+# the kernel's limit ends this way, for one.
+BOOT_PANIC = re.compile(r"Kernel panic - not syncing|PANIC: early exception")
+
+
+class _PanickedBooting:
+    """Put on the message queue by the console reader: the kernel panicked before the guest was up."""
 
 
 class VM(Conversation):
@@ -56,6 +65,7 @@ class VM(Conversation):
         self.proc: subprocess.Popen[bytes] | None = None
         self._messages: queue.Queue = queue.Queue()
         self._tail: collections.deque[str] = collections.deque(maxlen=CONSOLE_TAIL)
+        self._up = False  # the guest said Ready
         self._threads: list[threading.Thread] = []
         self._home = tempfile.TemporaryDirectory(prefix="bpf-harness-vng-")
         cfg.log_dir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +236,13 @@ class VM(Conversation):
             raise VMLost(reason, splat.find(tail) or self.console_tail(), self.log_path)
         if isinstance(msg, protocol.ProtocolError):
             raise VMLost(f"protocol error: {msg}", self.console_tail(), self.log_path)
+        if isinstance(msg, _PanickedBooting):
+            time.sleep(1.0)  # the rest of the report, still coming in
+            raise VMLost(
+                "kernel panic while booting",
+                splat.find(list(self._tail)) or self.console_tail(),
+                self.log_path,
+            )
         return msg
 
     def _spawn(self, target, *args) -> None:
@@ -247,6 +264,7 @@ class VM(Conversation):
                     self._messages.put(exc)
                 continue
             ready = ready or isinstance(msg, protocol.Ready)
+            self._up = ready
             self._messages.put(msg)
         self._messages.put(None)
 
@@ -255,3 +273,5 @@ class VM(Conversation):
             line = raw.decode(errors="replace")
             log.write(line)
             self._tail.append(line.rstrip("\n"))
+            if not self._up and BOOT_PANIC.search(line):
+                self._messages.put(_PanickedBooting())

@@ -29,7 +29,9 @@ Knobs for tests, from the environment:
 - ``FAKEVNG_STDOUT``: a line printed on standard output before the guest
   starts (what a chatty vng, or a guest of another harness version, sends);
 - ``FAKEVNG_DIE``: exit with this status at "boot", after a panic line on the
-  console, without running the guest.
+  console, without running the guest;
+- ``FAKEVNG_PANIC_HANG``: print an early panic on the console and hang, as QEMU
+  does with a kernel that panics before ``panic=-1`` is in force.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 INSIDE = "--fakevng-inside"  # set on the re-run inside the new mount namespace
 PR_SET_PDEATHSIG = 1
@@ -76,6 +79,9 @@ def boot(argv: list[str]) -> int:
     console(f"no kernel: {args.image} is not booted; the guest command runs on this host")
     if os.environ.get("FAKEVNG_STDOUT"):
         print(os.environ["FAKEVNG_STDOUT"], flush=True)
+    if os.environ.get("FAKEVNG_PANIC_HANG"):
+        console("PANIC: early exception 0x06 IP 10:ffffffff81a1e1db error 0 cr2 0xffff888004401000")
+        time.sleep(3600)
     if os.environ.get("FAKEVNG_DIE"):
         console("Kernel panic - not syncing: FAKEVNG_DIE is set")
         return int(os.environ["FAKEVNG_DIE"])

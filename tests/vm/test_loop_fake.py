@@ -211,6 +211,18 @@ def test_a_guest_that_dies_booting_gets_one_more_try(fake):
     assert len(logs) == 2
 
 
+def test_a_kernel_that_panics_booting_fails_at_once_not_at_the_boot_timeout(fake):
+    """QEMU runs on after an early panic: the console says it, and the harness stops waiting."""
+    proc, cases, logs = fake(
+        ["--vm-boot-timeout", "600", f"{CASES}::test_after"], timeout=90, FAKEVNG_PANIC_HANG="1"
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "kernel panic while booting" in cases["test_after"]["message"]
+    assert "PANIC: early exception 0x06" in cases["test_after"]["message"]
+    assert len(logs) == 2  # one more try, which panics the same way
+
+
 def _wait_for(proc: subprocess.Popen, text: str, timeout: float) -> None:
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
