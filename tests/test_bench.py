@@ -150,10 +150,11 @@ def test_the_vng_floor_is_the_launchers_boot_running_true(tmp_path, monkeypatch)
 
     Kernel.image = image
     cfg = VMConfig(accel="kvm" if bench.kvm else "tcg", log_dir=tmp_path / "logs")
-    harness = VM(Kernel, cfg, measure.REPO).command()
+    vm = VM(Kernel, cfg, measure.REPO)
+    harness = vm.command()
     floor = bench.vng("floor", image, ["true"])
     assert floor["lines"][0][1] == " ".join([*harness[1:-1], "true"])
-    assert harness[-2] == "--" and "harness.guest" in harness[-1]
+    assert harness[-2] == "--" and "harness.guest" in vm.guest_script.read_text()
     bare = bench.vng("bare", image, ["true"], **boot.EXPERIMENTS[0][2])
     assert "--verbose" not in bare["lines"][0][1] and vng.APPEND[0] not in bare["lines"][0][1]
     assert "harnesscache" not in bare["lines"][0][1]

@@ -73,14 +73,26 @@ class VM(Conversation):
 
     # -- life cycle ---------------------------------------------------------
 
+    @property
+    def guest_script(self) -> Path:
+        """Where ``command()`` writes the guest's shell command, in this VM's private directory
+        on the host, which the guest sees at the same path."""
+        return Path(self._home.name) / "guest.sh"
+
     def command(self) -> list[str]:
-        """The vng command line that boots this VM and starts the guest agent in it."""
+        """The vng command line that boots this VM and starts the guest agent in it.
+
+        The guest's command goes in a file: vng hands it to the kernel base64-encoded on its
+        command line, whose 2048 bytes long paths (a virtualenv's, pytest's temporary
+        directories) overran, and the kernel panicked before it printed anything else."""
         cfg = self.cfg
-        cached = pagecache.dirs(self.kernel.image) if cfg.page_cache else ()
+        cached = pagecache.dirs(self.kernel.image, cfg.pyzip) if cfg.page_cache else ()
+        self.guest_script.write_text(vng.guest_command(cfg.results_dir, cfg.pyzip, cached) + "\n")
         return vng.command(
             self.kernel.image,
             self.cwd,
-            vng.guest_command(cfg.results_dir, cfg.pyzip, cached),
+            # exec: the agent keeps the script's process, as when the command was inline
+            "exec " + shlex.join(["sh", str(self.guest_script)]),
             memory=cfg.memory,
             cpus=cfg.cpus,
             kvm=cfg.accel == "kvm",
@@ -117,7 +129,7 @@ class VM(Conversation):
         env = vng.environment(self._home.name, cmd[0])
         env["HARNESS_VM_LOG"] = str(self.log_path)  # lets tests find our processes
         self._log = log = open(self.log_path, "w", buffering=1, errors="replace")
-        log.write(f"# {shlex.join(cmd)}\n")
+        log.write(f"# {shlex.join(cmd)}\n# {self.guest_script}: {self.guest_script.read_text()}")
         started = time.monotonic()
         self.proc = subprocess.Popen(
             cmd,

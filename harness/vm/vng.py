@@ -128,11 +128,17 @@ def guest_command(
     if results_dir is not None:
         env.append(f"HARNESS_RESULTS_DIR={shlex.quote(str(results_dir))}")
     mounts = pagecache.guest_command(cached)
-    if not pyzips:
-        return mounts + " ".join([*env, "exec", agent])
-    copies = [GUEST_PYZIP.format(i) for i in range(len(pyzips))]
-    cp = " && ".join(f"cp -- {shlex.quote(str(src))} {dst}" for src, dst in zip(pyzips, copies, strict=True))
-    return f"{mounts}{cp} && " + " ".join([*env, f"PYTHONPATH={':'.join(copies)}", "exec", agent])
+    # a zip in a cached directory is read where it is; any other is copied into tmpfs first
+    paths, copies = [], []
+    for i, src in enumerate(pyzips):
+        if src.parent in cached:
+            paths.append(str(src))
+        else:
+            paths.append(GUEST_PYZIP.format(i))
+            copies.append(f"cp -- {shlex.quote(str(src))} {paths[-1]} && ")
+    if paths:
+        env.append(f"PYTHONPATH={shlex.quote(':'.join(paths))}")
+    return mounts + "".join(copies) + " ".join([*env, "exec", agent])
 
 
 def command(

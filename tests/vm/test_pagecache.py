@@ -28,6 +28,10 @@ def test_usr_the_interpreter_and_a_cached_kernel_entry_are_cached(tmp_path):
     assert found[0] == Path("/usr") and found[-1] == tmp_path / "6.1.192"
     prefix = Path(sys.base_prefix).resolve()
     assert (prefix in found) != prefix.is_relative_to("/usr")  # /usr's share already holds it
+    zips = tmp_path / "python"
+    zips.mkdir()
+    with_zips = pagecache.dirs(image, (zips / "harness-1.zip", zips / "python-2.zip"))
+    assert with_zips == (*found, zips)  # one share for the directory of the module zips
 
 
 def test_an_image_outside_the_kernel_cache_shares_nothing_of_its_own(tmp_path):

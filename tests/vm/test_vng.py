@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -60,15 +61,27 @@ def test_the_launchers_command_is_one_the_fake_accepts(monkeypatch, tmp_path):
         results_dir=tmp_path / "res",
         pyzip=(tmp_path / "h.zip", tmp_path / "py.zip"),
     )
-    cmd = VM(Kernel, cfg, tmp_path).command()
+    vm = VM(Kernel, cfg, tmp_path)
+    cmd = vm.command()
     args = fakevng.parse(cmd[1:])
+    # the guest's command is a file the guest reads: the kernel's command line stays short
+    assert args.script == [f"exec sh {vm.guest_script}"]
+    script = vm.guest_script.read_text()
     assert (args.image, args.memory, args.cpus, args.cwd) == (str(Kernel.image), "1G", 2, str(tmp_path))
     assert args.rwdir == [f"{tmp_path / 'res'}={tmp_path / 'res'}"] and args.disable_kvm
+    # the zips' directory is shared through the page cache: the guest imports from them in place
+    cached = pagecache.dirs(Kernel.image, cfg.pyzip)
+    assert cached[-1] == tmp_path
+    assert [f"--qemu-opts={o}" for o in args.qemu_opts] == pagecache.qemu_options(cached)
+    assert script.startswith(pagecache.guest_command(cached) + 'PATH="')
+    assert f"PYTHONPATH={tmp_path / 'h.zip'}:{tmp_path / 'py.zip'} exec" in script
+    assert "cp --" not in script
+    assert script.endswith("-B -P -m harness.guest\n")
+    # without the page cache, they are copied into the guest's tmpfs first
+    plain = VM(Kernel, dataclasses.replace(cfg, page_cache=False), tmp_path)
+    assert "harnesscache" not in " ".join(plain.command())
     copies = (
         f"cp -- {tmp_path / 'h.zip'} {vng.GUEST_PYZIP.format(0)} && "
         f"cp -- {tmp_path / 'py.zip'} {vng.GUEST_PYZIP.format(1)} && "
     )
-    cached = pagecache.dirs(Kernel.image)  # /usr and the interpreter: the image is in no cache entry
-    assert [f"--qemu-opts={o}" for o in args.qemu_opts] == pagecache.qemu_options(cached)
-    assert args.script[0].startswith(pagecache.guest_command(cached) + copies)
-    assert args.script[0].endswith("-B -P -m harness.guest")
+    assert plain.guest_script.read_text().startswith(copies)
