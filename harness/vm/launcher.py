@@ -263,7 +263,6 @@ class VM(Conversation):
         self._threads.append(t)
 
     def _read_messages(self, stream, log) -> None:
-        ready = False
         for line in stream:
             try:
                 msg = protocol.decode(line)
@@ -272,11 +271,10 @@ class VM(Conversation):
                 # vng itself may print to stdout before the guest runs; once the
                 # agent is up, the channel is its alone, and a stranger there
                 # (or a message of another version, at any time) is an error
-                if ready or isinstance(exc, protocol.VersionError):
+                if self._up or isinstance(exc, protocol.VersionError):
                     self._messages.put(exc)
                 continue
-            ready = ready or isinstance(msg, protocol.Ready)
-            self._up = ready
+            self._up = self._up or isinstance(msg, protocol.Ready)
             self._messages.put(msg)
         self._messages.put(None)
 

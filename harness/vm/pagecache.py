@@ -87,7 +87,8 @@ def guest_command(cached: Sequence[Path]) -> str:
     return shlex.join(["sh", str(GUEST_SCRIPT), *map(str, cached)]) + "; "
 
 
-def _mtime(path: Path) -> str:
+def mtime(path: Path) -> str:
+    """path:mtime_ns, or path:- if it is missing (a stamp for a settings key)."""
     try:
         return f"{path}:{path.stat().st_mtime_ns}"
     except OSError:
@@ -97,8 +98,8 @@ def _mtime(path: Path) -> str:
 def stamp(image: Path) -> list[str]:
     """What changes when a cached tree does: dpkg's status (/usr), the interpreter, the kernel's
     modules directories (bcc's headers are linked in there when first fetched)."""
-    found = [_mtime(Path("/var/lib/dpkg/status")), _mtime(Path(sys.executable).resolve())]
+    found = [mtime(Path("/var/lib/dpkg/status")), mtime(Path(sys.executable).resolve())]
     entry = kernel_entry(image)
     if entry is not None:
-        found += [_mtime(p) for p in sorted((entry / "lib" / "modules").iterdir())]
+        found += [mtime(p) for p in sorted((entry / "lib" / "modules").iterdir())]
     return found

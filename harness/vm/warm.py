@@ -96,13 +96,6 @@ def harness_fingerprint() -> str:
     return h.hexdigest()
 
 
-def _mtime(path: Path) -> str:
-    try:
-        return f"{path}:{path.stat().st_mtime_ns}"
-    except OSError:
-        return f"{path}:-"
-
-
 def settings_key(image: Path, cfg: VMConfig) -> str:
     parts = {
         "image": file_digest(image),
@@ -115,7 +108,9 @@ def settings_key(image: Path, cfg: VMConfig) -> str:
         "harness": harness_fingerprint(),
         "rwdir": str(cfg.results_dir),
         # the guest's fork server reads the installed distributions once (harness.guest.forkserver.freeze_distributions)
-        "site": [_mtime(Path(p)) for p in sys.path if p.endswith(("site-packages", "dist-packages"))],
+        "site": [
+            pagecache.mtime(Path(p)) for p in sys.path if p.endswith(("site-packages", "dist-packages"))
+        ],
         # the guest keeps what it read of these trees (harness.vm.pagecache)
         "page_cache": pagecache.stamp(image) if cfg.page_cache else [],
     }
