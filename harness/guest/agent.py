@@ -27,13 +27,11 @@ reports (``--junitxml``).
 from __future__ import annotations
 
 import contextlib
-import difflib
 import errno
 import importlib
 import os
 import subprocess
 import sys
-import unittest
 
 import pytest
 
@@ -131,7 +129,15 @@ def name_for_kernel(item: pytest.Item, kernel: str) -> None:
     if not isinstance(item, pytest.Function | pytest.DoctestItem):
         return
     cls = getattr(item, "cls", None)
-    if isinstance(item, pytest.Function) and isinstance(cls, type) and issubclass(cls, unittest.TestCase):
+    unittest = sys.modules.get(
+        "unittest"
+    )  # a TestCase's module imported it; importing it here costs a boot 0.3 s
+    if (
+        isinstance(item, pytest.Function)
+        and isinstance(cls, type)
+        and unittest is not None
+        and issubclass(cls, unittest.TestCase)
+    ):
         method = item.originalname
         pytestinternals.set_testcase_factory(item, lambda: cls(method))
     item.name = ids.with_kernel(item.name, kernel)
@@ -326,6 +332,8 @@ class Agent:
         nodeids = [case_of(item) for item in session.items]
         nearest = {}
         for case in self.cases.difference(nodeids):  # the host's error names what came closest
+            import difflib  # noqa: PLC0415 - only for a case the guest did not collect
+
             close = difflib.get_close_matches(case, self.seen, n=1, cutoff=0.0)
             if close:
                 nearest[case] = close[0]

@@ -1,31 +1,33 @@
-"""One zip of the host interpreter's pure-Python modules, for the guest to import from.
+"""The byte-compiled modules the guest imports from first: a tree of the host interpreter's
+pure-Python modules and a zip of the harness.
 
 The guest sees the host's root over 9p without a cache: every import costs
 several round trips to QEMU (stat, open, read, close), which under TCG made
-``import pytest`` take about 11 s. The guest puts this zip first on
-``sys.path``, read through 9p's page cache where the zips' directory is shared
-for it (``harness.vm.pagecache``), else copied into its tmpfs first (one
-sequential read of 43 MB, about 1.2 s); that measured 4-7 s for the same import.
-Extension modules and packages with data files stay where they are, later on
-``sys.path``. A zip's name carries its content's key, so a guest never sees
-one change.
+``import pytest`` take about 11 s, and a host without byte code (``uv pip
+install``, ``PYTHONDONTWRITEBYTECODE``) made the guest compile each module
+again at every boot. The guest puts these first on ``sys.path`` and reads them
+through 9p's page cache: their directory is a page-cache share
+(``harness.vm.pagecache``). Extension modules and packages with data files stay
+where they are, later on ``sys.path``. A tree's or zip's name carries its
+content's key, so a guest never sees one change.
 
-The zip holds sources next to byte code, so tracebacks through the standard
-library still show their lines. It is rebuilt when the interpreter or the
-installed packages change.
+The interpreter's modules are a directory tree, sources next to ``__pycache__``
+byte code, not a zip: zipimport is Python code, and under TCG the guest spent
+about 2 s more importing pytest and the agent from a zip than from the same
+files in a cached tree, and pytest's entry-point lookup (``importlib.metadata``
+reads the whole central directory of every zip on ``sys.path``) 1 s more. It is
+rebuilt when the interpreter or the installed packages change.
 
 The packages of pytest plugins' distributions (those with a ``pytest11`` entry
-point) stay out: pytest rewrites the asserts of all their modules, which it
-can only do for files, and a conftest naming one of their modules in
-``pytest_plugins`` would then see it "already imported" unrewritten, a warning
-the host does not give (an error under ``-W error``).
+point) stay out: pytest rewrites the asserts of all their modules, from their own
+files, and a conftest naming one of their modules in ``pytest_plugins`` would
+then see it "already imported" unrewritten, a warning the host does not give (an
+error under ``-W error``).
 
-The harness itself goes in a second, small zip (``harness_zip``), rebuilt
-whenever one of its files changes. Over 9p the guest compiled each of the
-harness modules it imports from source at every boot (it runs with ``-B`` on
-a read-only root, and a host with ``PYTHONDONTWRITEBYTECODE`` has no byte code
-to offer), and pytest rewrote the asserts of every one, since the harness is
-a pytest plugin; modules imported from a zip are never rewritten.
+The harness itself goes in a small zip (``harness_zip``), rebuilt whenever one
+of its files changes. The harness is a pytest plugin, so pytest would rewrite
+(and so compile, under TCG) every module of it read from files; modules imported
+from a zip are never rewritten.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
+import marshal
 import os
+import shutil
 import sys
 import sysconfig
 import time
@@ -63,7 +67,7 @@ SKIP = {
     "harness",
 }
 UNUSED_SECONDS = 86400
-FORMAT = 2  # 2: without the pytest plugins' packages
+FORMAT = 3  # 2: without the pytest plugins' packages; 3: a tree, not a zip
 CODE_ONLY = {".py", ".pyi", ".typed"}  # a package with other files may read them from disk
 
 
@@ -97,7 +101,7 @@ def plugin_packages() -> set[str]:
 
 
 def _members(root: Path, skip: Collection[str] = ()):
-    """(path, name in the zip) for every module worth shipping under root, but those in skip."""
+    """(path, name in the tree) for every module worth shipping under root, but those in skip."""
     for entry in sorted(root.iterdir()):
         if (
             entry.name in SKIP
@@ -115,24 +119,19 @@ def _members(root: Path, skip: Collection[str] = ()):
                         yield p, str(p.relative_to(root))
 
 
-def _write(target: Path, members) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.PyZipFile(str(tmp), "w", compression=zipfile.ZIP_STORED) as zf:
-            for path, name in members:
-                zf.write(path, name)
-                if name.endswith(".py"):
-                    code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
-                    zf.writestr(zipfile.ZipInfo(name + "c", zf.getinfo(name).date_time), _pyc(code, path))
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _write_zip(tmp: Path, target: Path, members) -> None:
+    with zipfile.PyZipFile(str(tmp), "w", compression=zipfile.ZIP_STORED) as zf:
+        for path, name in members:
+            zf.write(path, name)
+            if name.endswith(".py"):
+                code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+                zf.writestr(
+                    zipfile.ZipInfo(name + "c", zf.getinfo(name).date_time), _timestamp_pyc(code, path)
+                )
 
 
-def _pyc(code, source: Path) -> bytes:
+def _timestamp_pyc(code, source: Path) -> bytes:
     """A timestamp-based .pyc, as zipimport checks it against the source entry."""
-    import marshal  # noqa: PLC0415
-
     st = source.stat()
     return (
         importlib.util.MAGIC_NUMBER
@@ -141,6 +140,34 @@ def _pyc(code, source: Path) -> bytes:
         + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
         + marshal.dumps(code)
     )
+
+
+def _write_tree(tmp: Path, target: Path, members) -> None:
+    """Each module's source and, in ``__pycache__`` beside it, byte code the import system
+    takes without checking the source: the tree's name already changes with its content.
+    Written in ``tmp``, compiled for where it will be, ``target``."""
+    for path, name in members:
+        dest = tmp / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        source = path.read_bytes()
+        dest.write_bytes(source)
+        code = compile(source, str(target / name), "exec", dont_inherit=True)
+        pyc = dest.parent / "__pycache__" / f"{dest.stem}.{sys.implementation.cache_tag}.pyc"
+        pyc.parent.mkdir(exist_ok=True)
+        unchecked_hash = (1).to_bytes(4, "little")  # PEP 552: hash-based, check_source off
+        pyc.write_bytes(
+            importlib.util.MAGIC_NUMBER
+            + unchecked_hash
+            + importlib.util.source_hash(source)
+            + marshal.dumps(code)
+        )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def _harness_files() -> list[tuple[Path, str]]:
@@ -167,21 +194,32 @@ def harness_zip(cache_dir: Path | None = None) -> Path:
     for path, name in files:
         st = path.stat()
         h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return _built(cache_dir / f"harness-{h.hexdigest()[:16]}.zip", files)
+    return _built(cache_dir / f"harness-{h.hexdigest()[:16]}.zip", _write_zip, files)
 
 
-def _built(target: Path, members) -> Path:
-    """``target``, written once (concurrent workers share it), marked as used now; zips
-    unused for a day are removed: each edit of the harness makes one (1 MB), each change
-    of the installed packages another (40 MB)."""
+def _built(target: Path, write, members) -> Path:
+    """``target``, written once (concurrent workers share it) under a temporary name and renamed
+    whole, marked as used now. What is unused for a day goes: each edit of the harness makes a
+    zip (1 MB), each change of the installed packages a tree (40 MB); so do the leftovers of a
+    writer that died."""
     if not target.exists():
         with FileLock(str(target.parent / ".pyzip.lock")):
             if not target.exists():
-                _write(target, members)
-                for old in target.parent.glob("*.zip"):
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                try:
+                    write(tmp, target, members)
+                    os.rename(tmp, target)
+                finally:
+                    if tmp.exists():
+                        _remove(tmp)
+                for old in (
+                    *target.parent.glob("python-*"),
+                    *target.parent.glob("harness-*.zip"),
+                    *target.parent.glob(".*.tmp"),
+                ):
                     with contextlib.suppress(OSError):
                         if time.time() - old.stat().st_mtime > UNUSED_SECONDS:
-                            old.unlink()
+                            _remove(old)
     with contextlib.suppress(OSError):
         os.utime(target)  # a VM boots from it now: not to be removed as unused
     return target
@@ -200,7 +238,7 @@ def _all_members():
 
 
 def ensure(cache_dir: Path | None = None) -> Path:
-    """The zip for this interpreter, built once and shared by concurrent workers."""
+    """The module tree for this interpreter, built once and shared by concurrent workers."""
     cache_dir = cache_dir or default_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    return _built(cache_dir / f"python-{_key()}.zip", _all_members())
+    return _built(cache_dir / f"python-{_key()}", _write_tree, _all_members())

@@ -91,8 +91,6 @@ FULL_INIT_APPEND = (
 )  # kernel arguments of a boot with virtme-ng's whole init (--vm-full-init)
 APPEND = (BLACKLIST, *BOOT_ARGS, *quick_init())  # kernel arguments of every other boot
 
-GUEST_PYZIP = "/tmp/harness-python-{}.zip"  # the guest's tmpfs (an overlay over the host's /tmp)
-
 
 class VngError(Exception):
     """vng cannot be found or run."""
@@ -115,8 +113,8 @@ def find_vng() -> str:
 def guest_command(
     results_dir: Path | None = None, pyzips: Sequence[Path] = (), cached: Sequence[Path] = ()
 ) -> str:
-    """The shell command that starts the guest agent, importing from tmpfs if it can (harness.vm.pyzip),
-    after mounting ``cached`` through the page cache (harness.vm.pagecache).
+    """The shell command that starts the guest agent, importing from ``pyzips`` first
+    (harness.vm.pyzip), after mounting ``cached`` through the page cache (harness.vm.pagecache).
 
     ``-P``: the harness comes from its zip even when the working directory is
     a checkout of the harness; the agent puts the directory back first on
@@ -127,18 +125,9 @@ def guest_command(
         env.append(f'PATH="${{PATH#{INIT_SHIMS}:}}"')
     if results_dir is not None:
         env.append(f"HARNESS_RESULTS_DIR={shlex.quote(str(results_dir))}")
-    mounts = pagecache.guest_command(cached)
-    # a zip in a cached directory is read where it is; any other is copied into tmpfs first
-    paths, copies = [], []
-    for i, src in enumerate(pyzips):
-        if src.parent in cached:
-            paths.append(str(src))
-        else:
-            paths.append(GUEST_PYZIP.format(i))
-            copies.append(f"cp -- {shlex.quote(str(src))} {paths[-1]} && ")
-    if paths:
-        env.append(f"PYTHONPATH={shlex.quote(':'.join(paths))}")
-    return mounts + "".join(copies) + " ".join([*env, "exec", agent])
+    if pyzips:
+        env.append(f"PYTHONPATH={shlex.quote(':'.join(map(str, pyzips)))}")
+    return pagecache.guest_command(cached) + " ".join([*env, "exec", agent])
 
 
 def command(

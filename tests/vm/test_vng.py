@@ -59,7 +59,7 @@ def test_the_launchers_command_is_one_the_fake_accepts(monkeypatch, tmp_path):
     cfg = VMConfig(
         log_dir=tmp_path / "logs",
         results_dir=tmp_path / "res",
-        pyzip=(tmp_path / "h.zip", tmp_path / "py.zip"),
+        pyzip=(tmp_path / "h.zip", tmp_path / "python-tree"),
     )
     vm = VM(Kernel, cfg, tmp_path)
     cmd = vm.command()
@@ -69,19 +69,17 @@ def test_the_launchers_command_is_one_the_fake_accepts(monkeypatch, tmp_path):
     script = vm.guest_script.read_text()
     assert (args.image, args.memory, args.cpus, args.cwd) == (str(Kernel.image), "1G", 2, str(tmp_path))
     assert args.rwdir == [f"{tmp_path / 'res'}={tmp_path / 'res'}"] and args.disable_kvm
-    # the zips' directory is shared through the page cache: the guest imports from them in place
+    # the modules' directory is shared through the page cache: the guest imports from it in place
     cached = pagecache.dirs(Kernel.image, cfg.pyzip)
     assert cached[-1] == tmp_path
     assert [f"--qemu-opts={o}" for o in args.qemu_opts] == pagecache.qemu_options(cached)
     assert script.startswith(pagecache.guest_command(cached) + 'PATH="')
-    assert f"PYTHONPATH={tmp_path / 'h.zip'}:{tmp_path / 'py.zip'} exec" in script
-    assert "cp --" not in script
+    assert f"PYTHONPATH={tmp_path / 'h.zip'}:{tmp_path / 'python-tree'} exec" in script
     assert script.endswith("-B -P -m harness.guest\n")
-    # without the page cache, they are copied into the guest's tmpfs first
+    # without the page cache, the same paths are read over vng's uncached root
     plain = VM(Kernel, dataclasses.replace(cfg, page_cache=False), tmp_path)
     assert "harnesscache" not in " ".join(plain.command())
-    copies = (
-        f"cp -- {tmp_path / 'h.zip'} {vng.GUEST_PYZIP.format(0)} && "
-        f"cp -- {tmp_path / 'py.zip'} {vng.GUEST_PYZIP.format(1)} && "
+    assert plain.guest_script.read_text().startswith(f'PATH="${{PATH#{vng.INIT_SHIMS}:}}" ')
+    assert (
+        f"PYTHONPATH={tmp_path / 'h.zip'}:{tmp_path / 'python-tree'} exec" in plain.guest_script.read_text()
     )
-    assert plain.guest_script.read_text().startswith(copies)
