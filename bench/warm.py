@@ -27,6 +27,7 @@ import datetime
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import subprocess
@@ -55,15 +56,25 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(cmd: list[str], env: dict, log: Path) -> dict:
+    """Wall time, and the CPU time of every process the command ran and waited for (pytest, its
+    workers, vng, QEMU, clang): on N CPUs no schedule runs it in less than cpu / N seconds."""
     before = load()
+    cpu = _children_cpu()
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
     seconds = time.monotonic() - started
+    cpu = _children_cpu() - cpu
     log.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
     summary = (proc.stdout.strip().splitlines() or [""])[-1]
     return {
         "seconds": round(seconds, 2),
+        "cpu": round(cpu, 1),
         "rc": proc.returncode,
         "summary": summary,
         "load": [round(before, 2), round(load(), 2)],
@@ -266,10 +277,19 @@ def render(report: dict) -> str:
             ("suite_warm_boot", "--reuse-vm, first"),
             ("suite_warm", "--reuse-vm, second"),
         ):
+            # a warm VM's QEMU is not the run's child: only the cold run's CPU time is whole
+            cpu = r[key].get("cpu") if key == "suite_cold" else None
+            bound = (
+                f"; CPU time of all its processes {cpu:.0f} s, so no less than {cpu / report['cpus']:.0f} s "
+                f"on {report['cpus']} CPUs"
+                if cpu is not None
+                else ""
+            )
             lines.append(
                 f"| suite, {label} | `pytest {kernels} -n 2 cases/`: "
-                f"{r[key]['summary']} | {r[key]['seconds']:.1f} s {r[key]['load']} | cold {cold:.1f} s | "
-                f"{r[key]['seconds'] / cold:.2f} | | |"
+                f"{r[key]['summary']}{bound} | {r[key]['seconds']:.1f} s {r[key]['load']} | cold {cold:.1f} s | "
+                f"{r[key]['seconds'] / cold:.2f} | {'<= 150 s' if key == 'suite_cold' else ''} | "
+                f"{('yes' if cold <= 150 else 'no') if key == 'suite_cold' else ''} |"
             )
     return "\n".join(lines) + "\n"
 

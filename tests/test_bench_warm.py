@@ -24,7 +24,7 @@ def test_table_states_each_target_and_whether_it_was_met():
             "b2_200": {**_row(4.0), "per_test_ms": 30.0},
             "pytest_own": {**_row(80.0), "per_test_ms": 25.0},
             "cold_no_boot_args": _row(26.4, 23.0),
-            "suite_cold": _row(100.0, summary="155 passed"),
+            "suite_cold": {**_row(100.0, summary="155 passed"), "cpu": 380.0},
             "suite_warm_boot": _row(120.0, summary="155 passed"),
             "suite_warm": _row(30.0, summary="155 passed"),
         },
@@ -36,6 +36,9 @@ def test_table_states_each_target_and_whether_it_was_met():
     assert lines["| warm, third run"].endswith("| no |")
     assert "**10.1 ms/test**" in lines["| B2"] and lines["| B2"].endswith("| no |")  # 2.0 s / 199
     assert "| 0.30 |" in lines["| suite, --reuse-vm, second"]
+    # the suite's target, and the least wall time its CPU time allows on the machine's CPUs
+    assert "CPU time of all its processes 380 s, so no less than 190 s on 2 CPUs" in lines["| suite, cold"]
+    assert lines["| suite, cold"].endswith("| <= 150 s | yes |")
     assert "**1.20x**" in lines["| B2 against pytest's own"] and lines["| B2 against pytest's own"].endswith(
         "| yes |"
     )

@@ -14,9 +14,8 @@ are kept after the first read):
 - the interpreter's installation (``sys.base_prefix``), when it is not under
   ``/usr`` (pyenv, a built Python);
 - the kernel's entry in the harness's cache (modules and headers);
-- the directory of the module zips (``harness.vm.pyzip``), whose names change with their
-  content: the guest imports from them where they are instead of copying 43 MB into its tmpfs
-  first, and reads only the modules it imports.
+- the directory of the byte-compiled modules (``harness.vm.pyzip``), whose names change with
+  their content.
 
 The shares are read-only on the host side. The project, the virtualenv and
 everything else stay on vng's uncached root, so a test edited between two runs
@@ -52,8 +51,8 @@ def kernel_entry(image: Path) -> Path | None:
     return None
 
 
-def dirs(image: Path, zips: Sequence[Path] = ()) -> tuple[Path, ...]:
-    """The directories to cache for a VM booting ``image`` and importing from ``zips``, /usr
+def dirs(image: Path, modules: Sequence[Path] = ()) -> tuple[Path, ...]:
+    """The directories to cache for a VM booting ``image`` and importing from ``modules``, /usr
     first; those QEMU's options cannot name are left out."""
     found = [USR]
     prefix = Path(sys.base_prefix).resolve()
@@ -62,9 +61,9 @@ def dirs(image: Path, zips: Sequence[Path] = ()) -> tuple[Path, ...]:
     entry = kernel_entry(image)
     if entry is not None:
         found.append(entry)
-    for z in zips:  # named by their content (harness.vm.pyzip): never rewritten
-        if z.parent not in found:
-            found.append(z.parent)
+    for path in modules:  # named by their content (harness.vm.pyzip): never rewritten
+        if path.parent not in found:
+            found.append(path.parent)
     return tuple(d for d in found if d.is_dir() and _QEMU_SAFE.fullmatch(str(d)))
 
 

@@ -19,10 +19,11 @@ reads the whole central directory of every zip on ``sys.path``) 1 s more. It is
 rebuilt when the interpreter or the installed packages change.
 
 The packages of pytest plugins' distributions (those with a ``pytest11`` entry
-point) stay out: pytest rewrites the asserts of all their modules, from their own
-files, and a conftest naming one of their modules in ``pytest_plugins`` would
-then see it "already imported" unrewritten, a warning the host does not give (an
-error under ``-W error``).
+point) stay out: pytest rewrites the asserts of all their modules, and the guest
+leaves it to find and rewrite them where the host's pytest does, in their own
+files (from the zip this tree replaced, a conftest naming one of their modules in
+``pytest_plugins`` saw it "already imported" unrewritten, a warning the host does
+not give).
 
 The harness itself goes in a small zip (``harness_zip``), rebuilt whenever one
 of its files changes. The harness is a pytest plugin, so pytest would rewrite

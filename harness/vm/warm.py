@@ -17,7 +17,7 @@ versioned records (harness.vm.records).
 
 The settings key hashes everything a booted guest cannot change afterwards:
 the kernel image, accel, memory, vCPUs, kernel command line, the harness
-version and sources, the interpreter and its module zip, and the writable
+version and sources, the interpreter and its module tree, and the writable
 results directory. A run whose settings differ gets another VM; a run that
 finds its VM busy boots another slot and says so.
 
