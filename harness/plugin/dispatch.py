@@ -176,7 +176,10 @@ class Runner:
         try:
             return dataclasses.replace(vmcfg, pyzip=(pyzip.harness_zip(), pyzip.ensure()))
         except OSError as exc:  # an unwritable cache costs speed, not correctness
-            note(self.config, f"guest imports go over 9p (slower): cannot build the guest's byte-compiled modules: {exc}")
+            note(
+                self.config,
+                f"guest imports go over 9p (slower): cannot build the guest's byte-compiled modules: {exc}",
+            )
             return vmcfg
 
     def close(self, graceful: bool = True) -> None:

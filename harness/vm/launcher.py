@@ -50,6 +50,20 @@ _serial = itertools.count(1)
 BOOT_PANIC = re.compile(r"Kernel panic - not syncing|PANIC: early exception")
 
 
+# Mounted afresh in every guest (tmpfs, devtmpfs, ...): the host's files under them are not there.
+GUEST_OWN = (Path("/run"), Path("/dev"), Path("/proc"), Path("/sys"))
+
+
+def guest_visible_tmp() -> str:
+    """The host's temporary directory if the guest sees it at the same path, else /tmp (which
+    vng overlays on the host's). The guest reads its command from there (``VM.guest_script``):
+    a TMPDIR under /run/user or /dev/shm is the guest's own empty tmpfs in the guest."""
+    tmp = Path(tempfile.gettempdir()).resolve()
+    if any(tmp == own or tmp.is_relative_to(own) for own in GUEST_OWN):
+        return "/tmp"
+    return str(tmp)
+
+
 class _PanickedBooting:
     """Put on the message queue by the console reader: the kernel panicked before the guest was up."""
 
@@ -67,7 +81,7 @@ class VM(Conversation):
         self._tail: collections.deque[str] = collections.deque(maxlen=CONSOLE_TAIL)
         self._up = False  # the guest said Ready
         self._threads: list[threading.Thread] = []
-        self._home = tempfile.TemporaryDirectory(prefix="bpf-harness-vng-")
+        self._home = tempfile.TemporaryDirectory(prefix="bpf-harness-vng-", dir=guest_visible_tmp())
         cfg.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path: Path = cfg.log_dir / f"{kernel.name}-{os.getpid()}-{next(_serial)}.console.log"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,26 @@ def test_the_launchers_command_is_one_the_fake_accepts(monkeypatch, tmp_path):
     assert (
         f"PYTHONPATH={tmp_path / 'h.zip'}:{tmp_path / 'python-tree'} exec" in plain.guest_script.read_text()
     )
+
+
+@pytest.mark.parametrize("tmpdir", ["/dev/shm", "/run"])
+def test_the_guests_command_file_is_where_the_guest_sees_it(monkeypatch, tmp_path, tmpdir):
+    """A TMPDIR under /run (/run/user/UID) or /dev/shm is the guest's own fresh mount there:
+    the command file goes under /tmp, which the guest sees as the host's."""
+    if not os.access(tmpdir, os.W_OK):
+        pytest.skip(f"{tmpdir} is not writable here, so no TMPDIR can point into it")
+
+    class Kernel:
+        name = "k"
+        image = tmp_path / "bzImage"
+
+    monkeypatch.setattr(tempfile, "tempdir", tmpdir)
+    vm = VM(Kernel, VMConfig(log_dir=tmp_path / "logs"), tmp_path)
+    try:
+        assert vm.guest_script.parent.parent == Path("/tmp")
+    finally:
+        vm._home.cleanup()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    vm = VM(Kernel, VMConfig(log_dir=tmp_path / "logs"), tmp_path)
+    assert vm.guest_script.parent.parent == tmp_path  # any other TMPDIR is kept
+    vm._home.cleanup()
