@@ -242,10 +242,13 @@ def _apply(rec: CaseRecord, report) -> None:
 
 
 def _short(report) -> str:
+    """The failure's message: pytest's crash line, else the first lines of the report's text, or
+    the last when that text is a Python traceback (the exception comes last)."""
     crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
     text = getattr(crash, "message", None) or report.longreprtext or ""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    short = "\n".join(lines[:6])
+    traceback = crash is None and any(line.startswith("Traceback (most recent call last)") for line in lines)
+    short = "\n".join(lines[-6:] if traceback else lines[:6])
     return short[:_MESSAGE_CHARS] + ("..." if len(short) > _MESSAGE_CHARS else "")
 
 
