@@ -176,7 +176,15 @@ _library: ctypes.CDLL | None = None
 def open_library(name: str | None = None) -> ctypes.CDLL:
     """Open libbpf and declare every prototype; raises LibbpfMissing with the package to install."""
     if name is None:
-        name = ctypes.util.find_library("bpf") or LIBRARY
+        # the dynamic linker finds the soname this module is written for by itself; find_library
+        # runs ldconfig (a process: 0.2 s in a TCG guest), so it is asked only what else there is
+        try:
+            return open_library(LIBRARY)
+        except LibbpfMissing:
+            other = ctypes.util.find_library("bpf")
+            if other is None or other == LIBRARY:
+                raise
+            name = other
     try:
         lib = ctypes.CDLL(name, use_errno=True)
     except OSError as exc:

@@ -111,6 +111,25 @@ def test_missing_library_raises_on_first_use_not_import(monkeypatch):
         L.map_create(MapType.HASH, "x", 4, 4, 1)
 
 
+def test_the_library_opens_by_its_soname_without_asking_ldconfig(monkeypatch):
+    """find_library runs ldconfig, a process: 0.2 s each time in a TCG guest."""
+
+    def ldconfig(name):
+        raise AssertionError(f"find_library({name!r}) was asked")
+
+    monkeypatch.setattr(ctypes.util, "find_library", ldconfig)
+    assert L.open_library().bpf_map_create is not None
+
+
+def test_another_soname_is_tried_only_when_the_one_written_for_is_missing(monkeypatch):
+    from harness.bpf import libbpf as binding
+
+    monkeypatch.setattr(binding, "LIBRARY", "libbpf-does-not-exist.so.1")
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "libbpf-older.so.0")
+    with pytest.raises(L.LibbpfMissing, match=r"tried 'libbpf-older.so.0'"):
+        L.open_library()
+
+
 def test_import_does_not_open_the_library():
     code = "import harness.libbpf, harness.bpf.libbpf as b, sys; sys.exit(0 if b._library is None else 1)"
     assert subprocess.run([sys.executable, "-B", "-c", code], check=False).returncode == 0
