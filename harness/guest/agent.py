@@ -128,9 +128,8 @@ def name_for_kernel(item: pytest.Item, kernel: str) -> None:
     if not isinstance(item, pytest.Function | pytest.DoctestItem):
         return
     cls = getattr(item, "cls", None)
-    unittest = sys.modules.get(
-        "unittest"
-    )  # a TestCase's module imported it; importing it here costs a boot 0.3 s
+    # a TestCase's module imported unittest; importing it here would cost each boot 0.3 s
+    unittest = sys.modules.get("unittest")
     if (
         isinstance(item, pytest.Function)
         and isinstance(cls, type)
