@@ -9,6 +9,7 @@ after an RCU grace period.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import sys
@@ -31,18 +32,25 @@ DEADLINE = 5.0
 STAYS = 0.3
 
 
-if str(CHILD.parent) not in sys.path:  # the fork server imports _child by name (--import-mode=importlib)
-    sys.path.insert(0, str(CHILD.parent))
-import _child  # noqa: E402
+@functools.cache
+def forks():
+    """The fork server's context and _child, set up when a case first needs a child, not when
+    this file is imported (a host that only collects it, another test module that uses a fork
+    server of its own): the preload list is the process's one fork server's."""
+    if str(CHILD.parent) not in sys.path:  # the fork server imports _child by name (--import-mode=importlib)
+        sys.path.insert(0, str(CHILD.parent))
+    import _child  # noqa: PLC0415
 
-FORKS = multiprocessing.get_context("forkserver")
-FORKS.set_forkserver_preload(["_child"])
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["_child"])
+    return context, _child
 
 
 def run_child(*args: str) -> dict:
     """_child's answer for args, from a child process that has exited by the time this returns."""
-    answer, theirs = FORKS.Pipe(duplex=False)
-    child = FORKS.Process(target=_child.serve, args=(list(args), theirs), name=f"child {args[0]}")
+    context, child_module = forks()
+    answer, theirs = context.Pipe(duplex=False)
+    child = context.Process(target=child_module.serve, args=(list(args), theirs), name=f"child {args[0]}")
     child.start()
     theirs.close()
     got = answer.recv() if answer.poll(60) else None

@@ -78,3 +78,24 @@ def test_cases_with_only_cap_bpf_and_perfmon_pass_or_skip_with_reasons(bpf_privi
     assert "listing BPF objects by id needs CAP_SYS_ADMIN" in messages
     assert "lacks CAP_NET_ADMIN, CAP_SYS_ADMIN" in messages
     assert "bpf_leak_guard is off in this session" in out
+
+
+def test_collecting_the_lifecycle_cases_changes_nothing_in_the_process():
+    """A host that only collects cases/ (every --kernel run does) gets no sys.path entry and no
+    fork server preload from them: both wait for the first case that starts a child. (With
+    importlib's import mode, as pytest's own prepend mode puts the test's directory there.)"""
+    probe = (
+        "import multiprocessing, sys\n"
+        "before = list(sys.path)\n"
+        "import pytest\n"
+        "args = ['--collect-only', '-q', '-p', 'no:cacheprovider', '--import-mode=importlib']\n"
+        "code = pytest.main([*args, 'cases/test_lifecycle.py'])\n"
+        "import multiprocessing.forkserver\nserver = multiprocessing.forkserver._forkserver\n"
+        "assert code == 0, code\n"
+        "assert sys.path == before, set(sys.path) ^ set(before)\n"
+        "assert server._preload_modules == ['__main__'], server._preload_modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-B", "-c", probe], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
