@@ -105,8 +105,8 @@ def test_building_removes_what_went_unused_for_a_day(tmp_path):
 
 @pytest.mark.slow  # builds the 40 MB module tree
 def test_the_packages_of_pytest_plugins_stay_out_of_the_module_tree(tmp_path):
-    """pytest rewrites every module of a plugin's distribution from its own files: from the tree,
-    a conftest naming one in pytest_plugins would get an 'already imported' warning."""
+    """pytest rewrites every module of a plugin's distribution: the guest leaves them in their own
+    files, where the host's pytest finds and rewrites them."""
     plugins = pyzip.plugin_packages()
     assert "xdist" in plugins  # pytest-xdist, a dependency of the harness, has a pytest11 entry point
     assert "pluggy" not in plugins
