@@ -95,8 +95,7 @@ def test_an_unprivileged_user_runs_kernel_tests_with_their_own_venv_and_cache(tm
         assert any(cached.iterdir()), f"nothing in {cached}"
         assert all(p.stat().st_uid == user.pw_uid for p in cached.iterdir())
         console = next((work / "r" / "vm-logs").glob("*.console.log")).read_text()
-        assert f"{venv}/bin/python -B -P -m harness.guest" in "\n".join(
-            console.splitlines()[:2]
-        )  # vng, then the guest's command
+        header = "\n".join(console.splitlines()[:2])  # vng's command, then the guest's
+        assert f"{venv}/bin/python -B -P -m harness.guest" in header
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -255,10 +255,8 @@ def test_wheel_installed_harness_runs_a_separate_project(tmp_path):
     run = records.load(tmp_path / "r" / "results.json")
     assert {c.outcome for c in run.cases} == {"passed"} and len(run.cases) == 5
     console = next((tmp_path / "r" / "vm-logs").glob("*.console.log")).read_text()
-    assert (
-        f"{python} -B -P -m harness.guest"
-        in "\n".join(console.splitlines()[:2])  # vng, then the guest's command
-    )  # the guest ran the installed harness
+    header = "\n".join(console.splitlines()[:2])  # vng's command, then the guest's
+    assert f"{python} -B -P -m harness.guest" in header  # the guest ran the installed harness
 
 
 def test_a_path_option_that_would_move_the_rootdir_is_refused(tmp_path):

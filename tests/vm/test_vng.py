@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 from pathlib import Path
 
@@ -90,9 +89,8 @@ def test_the_launchers_command_is_one_the_fake_accepts(monkeypatch, tmp_path):
 @pytest.mark.parametrize("tmpdir", ["/dev/shm", "/run"])
 def test_the_guests_command_file_is_where_the_guest_sees_it(monkeypatch, tmp_path, tmpdir):
     """A TMPDIR under /run (/run/user/UID) or /dev/shm is the guest's own fresh mount there:
-    the command file goes under /tmp, which the guest sees as the host's."""
-    if not os.access(tmpdir, os.W_OK):
-        pytest.skip(f"{tmpdir} is not writable here, so no TMPDIR can point into it")
+    the command file goes under /tmp, which the guest sees as the host's (nothing is written
+    under TMPDIR itself, so any user can run this)."""
 
     class Kernel:
         name = "k"
