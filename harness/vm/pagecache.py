@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,7 +84,8 @@ def guest_command(cached: Sequence[Path]) -> str:
     """The shell command that mounts each share over its directory (``pagecache.sh``)."""
     if not cached:
         return ""
-    return shlex.join(["sh", str(GUEST_SCRIPT), *map(str, cached)]) + "; "
+    shell = ["busybox", "sh"] if shutil.which("busybox") else ["sh"]  # the guest's root is the host's
+    return shlex.join([*shell, str(GUEST_SCRIPT), *map(str, cached)]) + "; "
 
 
 def mtime(path: Path) -> str:

@@ -3,10 +3,10 @@
 # read-only and through the page cache; /usr becomes a writable overlay of its cached self, as
 # vng's own /usr is. See harness/vm/pagecache.py. A share that is missing (the fake vng) is
 # skipped; one that cannot be mounted is said on the console, and that DIR is read uncached.
-# Shell builtins where they do: each exec from the uncached root costs 0.1-0.2 s under TCG.
+# Shell builtins where they do: each exec from the uncached root costs 0.1-0.2 s under TCG. The
+# guest runs this under busybox's shell where the host has busybox (pagecache.guest_command):
+# its mkdir, mount and ln then run without an exec; util-linux's mount maps four libraries.
 OPTIONS=ro,trans=virtio,version=9p2000.L,cache=loose,msize=512000
-# busybox (static, as vng's initramfs needs it) is read once; util-linux's mount maps four libraries
-if command -v busybox > /dev/null; then bb=busybox; else bb=; fi
 
 share() {  # TAG: is there a 9p share of that name
     for f in /sys/bus/virtio/devices/*/mount_tag; do
@@ -18,9 +18,9 @@ share() {  # TAG: is there a 9p share of that name
 }
 
 usr() {  # TAG
-    $bb mkdir -p /run/harness-usr/lower /run/harness-usr/upper /run/harness-usr/work &&
-        $bb mount -t 9p -o "$OPTIONS" "$1" /run/harness-usr/lower &&
-        $bb mount -t overlay -o lowerdir=/run/harness-usr/lower,upperdir=/run/harness-usr/upper,workdir=/run/harness-usr/work harness-usr /usr ||
+    mkdir -p /run/harness-usr/lower /run/harness-usr/upper /run/harness-usr/work &&
+        mount -t 9p -o "$OPTIONS" "$1" /run/harness-usr/lower &&
+        mount -t overlay -o lowerdir=/run/harness-usr/lower,upperdir=/run/harness-usr/upper,workdir=/run/harness-usr/work harness-usr /usr ||
         return 1
     # vng linked the kernel's modules in /lib/modules, which is /usr/lib/modules on a merged /usr
     # and now hidden: link them again, in the overlay
@@ -29,7 +29,7 @@ usr() {  # TAG
     read -r cmdline < /proc/cmdline
     for arg in $cmdline; do
         case $arg in
-            virtme_link_mods=*) $bb mkdir -p /lib/modules && $bb ln -s "${arg#*=}" "/lib/modules/$release" ;;
+            virtme_link_mods=*) mkdir -p /lib/modules && ln -s "${arg#*=}" "/lib/modules/$release" ;;
         esac
     done
 }
@@ -42,7 +42,7 @@ for dir in "$@"; do
     if [ "$dir" = /usr ]; then
         usr "$tag"
     else
-        $bb mount -t 9p -o "$OPTIONS" "$tag" "$dir"
+        mount -t 9p -o "$OPTIONS" "$tag" "$dir"
     fi || echo "harness-guest: $dir is read without a page cache" >&2
 done
 exit 0

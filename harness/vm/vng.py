@@ -64,6 +64,17 @@ INIT_SHIMS = Path(__file__).with_name("initshims")
 _CMDLINE_SAFE = re.compile(r"[\w./+-]+")  # a kernel argument cannot quote everything a path holds
 
 
+# The guest command's start, where the init shims ran: show udevd again (systemd-tmpfiles hid it)
+# and start it in the background, so it comes up beside the interpreter. pagecache.sh may mount
+# /usr over the hidden directory first; then the unmount fails harmlessly and udevd is there anyway.
+LATE_UDEVD = (
+    "if [ -r /run/harness-udevd-later ]; then "
+    '(while read -r dir; do umount "$dir" 2> /dev/null; '
+    '[ -x "$dir/systemd-udevd" ] && exec "$dir/systemd-udevd" --daemon; done '
+    "< /run/harness-udevd-later) & fi; "
+)
+
+
 def quick_init() -> tuple[str, ...]:
     """The kernel argument that puts the init shims first on init's PATH (none where it cannot)."""
     # the initramfs's /init (busybox) runs with this PATH too: keep the usual directories after the shims
@@ -127,7 +138,8 @@ def guest_command(
         env.append(f"HARNESS_RESULTS_DIR={shlex.quote(str(results_dir))}")
     if pyzips:
         env.append(f"PYTHONPATH={shlex.quote(':'.join(map(str, pyzips)))}")
-    return pagecache.guest_command(cached) + " ".join([*env, "exec", agent])
+    late = LATE_UDEVD if quick_init() else ""
+    return late + pagecache.guest_command(cached) + " ".join([*env, "exec", agent])
 
 
 def command(

@@ -5,9 +5,12 @@ tests/vm/test_vm_lost.py (tests/vmcases/vm_behaviour.py::test_system_trees_come_
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from harness.vm import pagecache, vng
 
@@ -57,15 +60,23 @@ def test_each_tree_is_a_read_only_share_and_the_guest_mounts_it_before_python(tm
     for i, (opt, tree) in enumerate(zip(opts, trees, strict=True)):
         assert f"path={tree}," in opt and "readonly=on" in opt and f"mount_tag={pagecache.tag(i)}" in opt
     script = vng.guest_command(None, (Path("/h.zip"),), trees)
-    assert script.startswith(f"sh {pagecache.GUEST_SCRIPT} /usr {tmp_path}; ")
+    mounts = pagecache.guest_command(trees)
+    assert mounts.endswith(f"sh {pagecache.GUEST_SCRIPT} /usr {tmp_path}; ")
+    assert script.index(mounts) < script.rindex(" exec ")  # the agent's
     plain = vng.guest_command(None, (Path("/h.zip"),), ())
     assert "pagecache.sh" not in plain and "PYTHONPATH=/h.zip exec " in plain  # nothing to mount
 
 
-def test_the_guest_script_skips_shares_that_are_not_there(tmp_path):
+@pytest.mark.parametrize("shell", [["sh"], ["busybox", "sh"]], ids=["sh", "busybox"])
+def test_the_guest_script_skips_shares_that_are_not_there(tmp_path, shell):
     """Under the fake vng (and on any host) no harnesscacheN share exists: nothing is mounted, nothing said."""
+    if not shutil.which(shell[0]):
+        pytest.skip(f"{shell[0]} is not installed here (ci/setup.sh installs busybox-static)")
     done = subprocess.run(
-        ["sh", str(pagecache.GUEST_SCRIPT), "/usr", str(tmp_path)], capture_output=True, text=True, timeout=30
+        [*shell, str(pagecache.GUEST_SCRIPT), "/usr", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert os.access(pagecache.GUEST_SCRIPT, os.R_OK)

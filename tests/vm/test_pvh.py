@@ -55,6 +55,6 @@ def test_the_boot_command_takes_the_elf_last_and_skips_unquotable_paths(tmp_path
 def test_init_shims_are_executable_and_first_on_inits_path():
     (path,) = [a for a in vng.APPEND if a.startswith("PATH=")]
     assert path.startswith(f"PATH={vng.INIT_SHIMS}:")
-    for name in ("systemd-tmpfiles", "udevadm"):
+    for name in ("systemd-tmpfiles", "udevadm", "ip"):
         assert (vng.INIT_SHIMS / name).stat().st_mode & 0o111
     assert not any(a.startswith("PATH=") for a in vng.FULL_INIT_APPEND)

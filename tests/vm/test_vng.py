@@ -74,13 +74,14 @@ def test_the_launchers_command_is_one_the_fake_accepts(monkeypatch, tmp_path):
     cached = pagecache.dirs(Kernel.image, cfg.pyzip)
     assert cached[-1] == tmp_path
     assert [f"--qemu-opts={o}" for o in args.qemu_opts] == pagecache.qemu_options(cached)
-    assert script.startswith(pagecache.guest_command(cached) + 'PATH="')
+    # udevd, hidden from virtme-ng-init by the init shims, starts first and in the background
+    assert script.startswith(vng.LATE_UDEVD + pagecache.guest_command(cached) + 'PATH="')
     assert f"PYTHONPATH={tmp_path / 'h.zip'}:{tmp_path / 'python-tree'} exec" in script
     assert script.endswith("-B -P -m harness.guest\n")
     # without the page cache, the same paths are read over vng's uncached root
     plain = VM(Kernel, dataclasses.replace(cfg, page_cache=False), tmp_path)
     assert "harnesscache" not in " ".join(plain.command())
-    assert plain.guest_script.read_text().startswith(f'PATH="${{PATH#{vng.INIT_SHIMS}:}}" ')
+    assert plain.guest_script.read_text().startswith(vng.LATE_UDEVD + f'PATH="${{PATH#{vng.INIT_SHIMS}:}}" ')
     assert (
         f"PYTHONPATH={tmp_path / 'h.zip'}:{tmp_path / 'python-tree'} exec" in plain.guest_script.read_text()
     )

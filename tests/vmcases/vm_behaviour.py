@@ -22,18 +22,25 @@ def test_passes(bpf_kernel):
 
 def test_module_autoload_and_udev_tools():
     """What udev's coldplug would have done is not needed: a driver still loads on demand (the kernel
-    calls modprobe for rtnl-link-dummy), and the tests see udev's and systemd's real tools, not the
-    harness's init shims (harness/vm/initshims)."""
+    calls modprobe for rtnl-link-dummy), the loopback is up, udevd runs and handles the devices a
+    test adds (it starts beside the interpreter), and the tests see udev's and systemd's real
+    tools, not the harness's init shims (harness/vm/initshims)."""
+    ping = subprocess.run(["udevadm", "control", "--ping", "--timeout=60"], capture_output=True, text=True)
+    assert ping.returncode == 0, ping.stderr
     done = subprocess.run(["ip", "link", "add", "hdummy0", "type", "dummy"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     try:
         assert Path("/sys/class/net/hdummy0").exists()
         assert Path("/sys/module/dummy").exists()
+        subprocess.run(["udevadm", "settle", "--timeout=60"], check=True)
+        ifindex = Path("/sys/class/net/hdummy0/ifindex").read_text().strip()
+        assert Path(f"/run/udev/data/n{ifindex}").exists()  # udevd's record of the add event
     finally:
         subprocess.run(["ip", "link", "del", "hdummy0"], check=True)
     assert "initshims" not in os.environ["PATH"]
     assert "initshims" not in (shutil.which("udevadm") or "")
     assert Path("/dev/virtio-ports").is_dir()
+    assert int(Path("/sys/class/net/lo/flags").read_text(), 16) & 1  # IFF_UP: init's `ip`, shimmed
 
 
 def _mounts() -> dict[str, tuple[str, str]]:
