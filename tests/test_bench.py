@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from bench import boot, cache, logs, measure, report
+from bench import boot, cache, logs, measure, report, warm
 from harness.vm import vng
 
 CONSOLE = """\
@@ -158,3 +158,11 @@ def test_the_vng_floor_is_the_launchers_boot_running_true(tmp_path, monkeypatch)
     bare = bench.vng("bare", image, ["true"], **boot.EXPERIMENTS[0][2])
     assert "--verbose" not in bare["lines"][0][1] and vng.APPEND[0] not in bare["lines"][0][1]
     assert "harnesscache" not in bare["lines"][0][1]
+
+
+def test_warm_rows_taken_in_turn_report_their_median_and_every_sample():
+    samples = [{"seconds": 31.0, "run": 0}, {"seconds": 22.5, "run": 1}, {"seconds": 25.0, "run": 2}]
+    row = warm.median(samples)
+    assert (row["seconds"], row["run"], row["samples"]) == (25.0, 2, [31.0, 22.5, 25.0])
+    assert "median of 31.0, 22.5, 25.0 s" in warm._of(row)
+    assert warm._of({"seconds": 3.0}) == ""  # a row run once says nothing more
