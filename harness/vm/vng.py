@@ -70,8 +70,8 @@ _CMDLINE_SAFE = re.compile(r"[\w./+-]+")  # a kernel argument cannot quote every
 LATE_UDEVD = (
     "if [ -r /run/harness-udevd-later ]; then "
     '(while read -r dir; do umount "$dir" 2> /dev/null; '
-    '[ -x "$dir/systemd-udevd" ] && exec "$dir/systemd-udevd" --daemon; done '
-    "< /run/harness-udevd-later) & fi; "
+    '[ -x "$dir/systemd-udevd" ] && udevd="$dir/systemd-udevd"; done < /run/harness-udevd-later; '
+    '[ -n "$udevd" ] && exec "$udevd" --daemon) & fi; '
 )
 
 
