@@ -7,8 +7,8 @@
 # guest runs this under busybox's shell where the host has busybox (pagecache.guest_command):
 # its mkdir, mount and ln then run without an exec; util-linux's mount maps four libraries.
 read -r release < /proc/sys/kernel/osrelease
-# msize: before 6.0, each 9p request carries buffers of the whole msize, whatever it holds, and
-# QEMU maps them all. A 6.1 guest read bcc's LLVM 2.6 s faster with 512000 than with 65536; a 5.10
+# msize: 9p before 6.0 gives, as far as we know, each request buffers of the whole msize, whatever
+# it holds; 6.x sizes them to the message. A 6.1 guest read bcc's LLVM 2.6 s faster with 512000 than with 65536; a 5.10
 # guest was up in 29 s with 16384, 35 s with 65536 and 41 s with 512000 (TCG, 2026-12-08).
 case $release in
     [1-5].*) msize=16384 ;;
